@@ -1,0 +1,3 @@
+"""jdss: Open-E JovianDSS storage for Proxmox VE."""
+
+__version__ = "0.1.0"

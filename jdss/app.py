@@ -1,0 +1,69 @@
+"""The ``jdss`` command: a cliff application over the ``jdss.cli`` commands."""
+
+import logging
+import sys
+
+from cliff.app import App
+from cliff.commandmanager import CommandManager
+
+from jdss import __version__, log
+
+LOG = logging.getLogger(__name__)
+
+
+class JdssApp(App):
+    """jdss: Open-E JovianDSS storage for Proxmox VE."""
+
+    def __init__(self):
+        super().__init__(
+            description="Manage Open-E JovianDSS storage for Proxmox VE.",
+            version=__version__,
+            command_manager=CommandManager("jdss.cli"),
+            deferred_help=True)
+        self._storage = None
+
+    def build_option_parser(self, description, version, argparse_kwargs=None):
+        parser = super().build_option_parser(description, version,
+                                             argparse_kwargs)
+        parser.add_argument(
+            "-c", "--config", metavar="FILE",
+            help="YAML configuration file (default: $JDSS_CONFIG, else "
+                 "/etc/jdss/jdss.yaml)")
+        parser.add_argument(
+            "--pool", metavar="POOL",
+            help="JovianDSS pool (overrides 'pool' of the configuration)")
+        return parser
+
+    def configure_logging(self):
+        super().configure_logging()
+        for handler in logging.getLogger().handlers:
+            log.protect(handler)
+            if getattr(handler, "stream", None) is self.stderr:
+                handler.setFormatter(log.ConsoleFormatter("%(message)s"))
+
+    @property
+    def storage(self):
+        """The :class:`~jdss.storage.Storage` of the configuration, made once."""
+        if self._storage is None:
+            from jdss import config, drivers
+            from jdss.storage import Storage
+            cfg = config.load(self.options.config,
+                              overrides={"pool": self.options.pool})
+            log.add_secrets(cfg.secrets())
+            log.enable_file_logging(cfg)
+            self._storage = Storage(cfg, drivers.load_backend(cfg))
+        return self._storage
+
+    def run(self, argv):
+        # Without a command, print help rather than start an interactive
+        # shell that would wait for a terminal.
+        return super().run(list(argv) or ["help"])
+
+
+def main(argv=None):
+    """Entry point of the ``jdss`` console script."""
+    return JdssApp().run(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

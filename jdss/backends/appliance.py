@@ -1,0 +1,178 @@
+"""The appliance's error model and record formats, shared by every face.
+
+JovianDSS answers errors as ``{"class", "errno", "message"}`` plus an HTTP
+status. The model raises them as :class:`ApplianceError`; the REST backend
+receives them in envelopes. :func:`to_jdss_error` maps both, in one place,
+to the exceptions of :mod:`jdss.errors`. The ``*_info`` functions turn the
+appliance's records (strings for numbers) into the backend info types.
+"""
+
+import re
+import time
+
+from jdss import errors
+from jdss.backends.base import (NasVolumeInfo, PoolInfo, ShareInfo,
+                                SnapshotInfo, TargetInfo, VolumeInfo)
+
+NOT_FOUND_CLASS = "opene.exceptions.ItemNotFoundError"
+CONFLICT_CLASS = "opene.exceptions.ItemConflictError"
+ZFS_CMD_CLASS = "zfslib.wrap.zfs.ZfsCmdError"
+ZFS_RESOURCE_CLASS = "zfslib.zfsapi.resources.ZfsResourceError"
+ZFS_OE_CLASS = "opene.storage.zfs.ZfsOeError"
+VALIDATION_CLASS = "opene.exceptions.ValidationError"
+
+ERRNO_NOT_FOUND = 1
+ERRNO_EXISTS = 5
+ERRNO_ZFS = 100
+ERRNO_BUSY = 1000
+
+# (pattern, exception) pairs tried in order before status and errno.
+_MESSAGES = [
+    (re.compile(r"^New zvol size\(\d+\) exceeds available space on pool "
+                r".+\(\d+\)\.$"), errors.NoSpace),
+    (re.compile(r"out of space|exceeds (available|quota)", re.I),
+     errors.NoSpace),
+    (re.compile(r"^In order to delete a zvol, you must delete all of its "
+                r"clones first\.$"), errors.Busy),
+    (re.compile(r"^cannot destroy '.*': volume has children"), errors.Busy),
+    (re.compile(r"has dependent clones|dataset is busy|is already used\.$"),
+     errors.Busy),
+    (re.compile(r"^Zfs resource: .* not found in this collection\.$"),
+     errors.NotFound),
+    (re.compile(r"^cannot open '.*': dataset does not exist$"),
+     errors.NotFound),
+    (re.compile(r"^Share .* not exists\.$"), errors.NotFound),
+    (re.compile(r"^Resource .* already exists\.$|"
+                r"^cannot (create|rename to) '.*': dataset already exists$|"
+                r"^Share .* already exists\.$"), errors.AlreadyExists),
+]
+
+
+class ApplianceError(Exception):
+    """An error as the appliance reports it."""
+
+    def __init__(self, status, cls, errno, message):
+        super().__init__(message)
+        self.status = status
+        self.cls = cls
+        self.errno = errno
+        self.message = message
+
+    def envelope(self):
+        """The ``error`` member of the JSON envelope."""
+        return {"class": self.cls, "errno": self.errno,
+                "message": self.message}
+
+
+def to_jdss_error(status, cls, errno, message):
+    """Map an appliance error to the jdss exception for it."""
+    message = str(message or "").strip() or f"HTTP {status}"
+    first_line = message.splitlines()[0]
+    try:
+        errno = int(errno)
+    except (TypeError, ValueError):
+        errno = None
+    if status == 401:
+        return errors.AuthFailed("the appliance refused the login: check "
+                                 "rest_api_login and the password")
+    for pattern, exc_type in _MESSAGES:
+        if pattern.search(message):
+            return exc_type(_describe(message))
+    if status == 409 or errno == ERRNO_EXISTS:
+        return errors.AlreadyExists(first_line)
+    if status == 404 or errno == ERRNO_NOT_FOUND or cls in (
+            NOT_FOUND_CLASS, "werkzeug.exceptions.NotFound"):
+        return errors.NotFound(first_line)
+    if errno == ERRNO_BUSY:
+        return errors.Busy(_describe(message))
+    if status == 400:
+        return errors.InvalidInput("the appliance rejected the request: "
+                                   + first_line)
+    return errors.BackendError(f"appliance error ({cls or 'unknown'}, "
+                               f"errno {errno}): {first_line}")
+
+
+def _describe(message):
+    """One line out of a possibly multi-line ZFS message."""
+    return "; ".join(line.strip() for line in message.splitlines()
+                     if line.strip())
+
+
+def _int(value, default=0):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def parse_snapshot_time(text):
+    """Epoch seconds of the appliance's ``2015-5-27 16:8:35`` format."""
+    try:
+        return time.mktime(time.strptime(text, "%Y-%m-%d %H:%M:%S"))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def format_snapshot_time(epoch):
+    """The appliance's snapshot time format (fields are not zero-padded)."""
+    t = time.localtime(epoch)
+    return (f"{t.tm_year}-{t.tm_mon}-{t.tm_mday} "
+            f"{t.tm_hour}:{t.tm_min}:{t.tm_sec}")
+
+
+def split_origin(origin):
+    """``(volume, snapshot)`` of an origin ``pool/vol@snap``, or ``None``."""
+    if not origin or "@" not in origin:
+        return None
+    dataset, _, snap = origin.partition("@")
+    return dataset.rpartition("/")[2], snap
+
+
+def pool_info(record):
+    size = _int(record.get("size"))
+    free = _int(record.get("available"))
+    return PoolInfo(name=record.get("name", ""), size=size, free=free,
+                    used=max(size - free, 0),
+                    health=record.get("health") or "UNKNOWN")
+
+
+def volume_info(record):
+    return VolumeInfo(
+        name=record["name"],
+        size=_int(record.get("volsize")),
+        used=_int(record.get("used")),
+        block_size=str(record.get("volblocksize") or "").upper(),
+        sparse=_int(record.get("refreservation")) == 0,
+        origin=split_origin(record.get("origin")),
+        creation=_int(record.get("creation")),
+        readonly=str(record.get("readonly")).lower() in ("on", "true", "1"))
+
+
+def snapshot_info(volume, record):
+    clones = [c.rpartition("/")[2]
+              for c in str(record.get("clones") or "").split(",") if c]
+    return SnapshotInfo(name=record["name"], volume=volume,
+                        creation=parse_snapshot_time(record.get("creation")),
+                        used=_int(record.get("used")), clones=clones)
+
+
+def target_info(record, luns, users):
+    return TargetInfo(
+        name=record["name"], active=bool(record.get("active", True)),
+        chap=bool(record.get("incoming_users_active")),
+        luns={lun["name"]: _int(lun.get("lun")) for lun in luns},
+        users={user["name"]: user.get("password") for user in users})
+
+
+def nas_volume_info(record):
+    return NasVolumeInfo(name=record["name"], quota=_int(record.get("quota")),
+                         used=_int(record.get("used")),
+                         reservation=_int(record.get("reservation")),
+                         creation=_int(record.get("creation")))
+
+
+def share_info(record):
+    nfs = record.get("nfs") or {}
+    return ShareInfo(name=record["name"], path=record.get("path", ""),
+                     active=bool(record.get("active", True)),
+                     nfs=bool(nfs.get("enabled")))

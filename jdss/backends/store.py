@@ -1,0 +1,83 @@
+"""Persistent, process-safe state of a model pool: a JSON file and a lock.
+
+Readers take a shared lock, writers an exclusive one for the whole
+read-modify-write, and a change is written to a temporary file that
+replaces the state atomically. A transaction that raises writes nothing,
+so a failed operation leaves the pool as it was.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+
+from jdss.backends.model import STATE_VERSION, PoolModel, new_state
+from jdss.errors import BackendError
+
+
+class StateStore:
+    """The state of pool ``pool`` under ``directory``."""
+
+    def __init__(self, directory, pool, size):
+        self.directory = directory
+        self.pool = pool
+        self.size = size
+        self.path = os.path.join(directory, f"{pool}.json")
+        self.lock_path = os.path.join(directory, f"{pool}.lock")
+
+    @contextlib.contextmanager
+    def _locked(self, mode):
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise BackendError(f"fake backend: cannot use state directory "
+                               f"{self.directory}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)
+
+    def _load(self):
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                state = json.load(handle)
+        except FileNotFoundError:
+            return new_state(self.pool, self.size)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"fake backend: state file {self.path} is "
+                               f"unreadable: {exc}") from None
+        if state.get("version") != STATE_VERSION:
+            raise BackendError(f"fake backend: state file {self.path} has "
+                               f"version {state.get('version')}, expected "
+                               f"{STATE_VERSION}")
+        return state
+
+    def _save(self, state):
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".state-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(state, handle, separators=(",", ":"))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    @contextlib.contextmanager
+    def read(self):
+        """A :class:`PoolModel` to read from, under a shared lock."""
+        with self._locked(fcntl.LOCK_SH):
+            yield PoolModel(self._load())
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """A :class:`PoolModel` whose changes are saved if no error rises."""
+        with self._locked(fcntl.LOCK_EX):
+            model = PoolModel(self._load())
+            yield model
+            self._save(model.state)

@@ -1,0 +1,1 @@
+"""The cliff commands of jdss, one module per resource."""

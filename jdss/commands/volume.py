@@ -1,0 +1,108 @@
+"""``jdss volume ...``: volumes (zvols) by their Proxmox names."""
+
+from jdss.commands import base
+
+LIST_COLUMNS = ("name", "size", "used", "thin", "block_size", "origin",
+                "creation")
+
+
+class ListVolume(base.Lister):
+    """List the volumes of the pool."""
+
+    def take_action(self, parsed_args):
+        return self.table(self.storage.list_volumes(), LIST_COLUMNS)
+
+
+class ShowVolume(base.ShowOne):
+    """Show a volume, with its name on the appliance."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", help="volume name, e.g. vm-100-disk-0")
+        return parser
+
+    def take_action(self, parsed_args):
+        return self.record(self.storage.volume(parsed_args.name))
+
+
+class CreateVolume(base.ShowOne):
+    """Create a volume."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", help="new volume name")
+        parser.add_argument("--size", required=True,
+                            help="size in bytes or with K/M/G/T suffix "
+                                 "(rounded up to the block size)")
+        base.add_thin_options(parser)
+        parser.add_argument("--block-size", metavar="SIZE",
+                            help="16K, 32K, 64K, 128K, 256K, 512K or 1M "
+                                 "(default: jovian_block_size)")
+        return parser
+
+    def take_action(self, parsed_args):
+        return self.record(self.storage.create_volume(
+            parsed_args.name, parsed_args.size, parsed_args.thin,
+            parsed_args.block_size))
+
+
+class DeleteVolume(base.Command):
+    """Delete a volume."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", help="volume to delete")
+        parser.add_argument("--recursive", action="store_true",
+                            help="delete its snapshots too")
+        return parser
+
+    def take_action(self, parsed_args):
+        self.storage.delete_volume(parsed_args.name, parsed_args.recursive)
+
+
+class ResizeVolume(base.ShowOne):
+    """Grow a volume."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", help="volume to grow")
+        parser.add_argument("--size", required=True,
+                            help="new size; smaller than now is refused")
+        return parser
+
+    def take_action(self, parsed_args):
+        return self.record(self.storage.resize_volume(parsed_args.name,
+                                                      parsed_args.size))
+
+
+class RenameVolume(base.ShowOne):
+    """Rename a volume; its snapshots and clones follow."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", help="volume to rename")
+        parser.add_argument("new_name", help="its new name")
+        return parser
+
+    def take_action(self, parsed_args):
+        return self.record(self.storage.rename_volume(parsed_args.name,
+                                                      parsed_args.new_name))
+
+
+class CloneVolume(base.ShowOne):
+    """Create a volume from another volume or from one of its snapshots."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("source", help="volume to clone")
+        parser.add_argument("new_name", help="name of the clone")
+        parser.add_argument("--snapshot",
+                            help="clone this snapshot (default: the "
+                                 "current state, through a hidden snapshot)")
+        base.add_thin_options(parser)
+        return parser
+
+    def take_action(self, parsed_args):
+        return self.record(self.storage.clone_volume(
+            parsed_args.source, parsed_args.new_name, parsed_args.snapshot,
+            parsed_args.thin))

@@ -1,0 +1,318 @@
+"""The YAML configuration of jdss: keys, defaults, validation and loading.
+
+``OPTIONS`` is the one description of every key; the loader, the error
+messages and the documentation test all read it.
+"""
+
+import logging
+import os
+import re
+import stat
+
+from jdss.errors import ConfigError, InvalidInput
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = "/etc/jdss/jdss.yaml"
+CONFIG_ENV = "JDSS_CONFIG"
+BLOCK_SIZES = ("16K", "32K", "64K", "128K", "256K", "512K", "1M")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+_POOL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
+_HOST = re.compile(r"^[A-Za-z0-9.:_%\[\]-]+$")
+_CHAP_USER = re.compile(r"^\w([a-zA-Z0-9-_]*\w)?$")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _bool(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+        return value.lower() in _TRUE
+    raise ValueError("expected true or false")
+
+
+def _str(value):
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError("expected a string")
+    value = str(value)
+    if not value or "\0" in value:
+        raise ValueError("expected a non-empty string")
+    return value
+
+
+def _int(value):
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int):
+        raise ValueError("expected a whole number")
+    return value
+
+
+def _port(value):
+    value = _int(value)
+    if not 1 <= value <= 65535:
+        raise ValueError(f"port {value} is out of range 1-65535")
+    return value
+
+
+def _addresses(value):
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ValueError("expected a list of host names or IP addresses")
+    if not value:
+        raise ValueError("the list is empty: give at least one address")
+    result = []
+    for item in value:
+        if not isinstance(item, str) or not _HOST.match(item):
+            raise ValueError(f"{item!r} is not a host name or IP address")
+        result.append(item.strip("[]"))
+    return result
+
+
+def _block_size(value):
+    text = _str(value).upper()
+    if text not in BLOCK_SIZES:
+        raise ValueError(f"unknown block size {value!r}; expected one of "
+                         + ", ".join(BLOCK_SIZES))
+    return text
+
+
+def _log_level(value):
+    text = _str(value).lower()
+    if text not in LOG_LEVELS:
+        raise ValueError("expected one of " + ", ".join(LOG_LEVELS))
+    return text
+
+
+def _pool(value):
+    text = _str(value)
+    if not _POOL.match(text):
+        raise ValueError(f"{text!r} is not a valid pool name")
+    return text
+
+
+def _chap_user(value):
+    text = _str(value)
+    if not _CHAP_USER.match(text):
+        raise ValueError("use letters, digits, _ and -, not at either end")
+    return text
+
+
+def _size(value):
+    from jdss.sizes import parse_size
+    try:
+        return parse_size(value)
+    except InvalidInput as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _path(value):
+    return os.path.expanduser(_str(value))
+
+
+class Option:
+    """One configuration key."""
+
+    def __init__(self, name, parse, default, help, secret=False):
+        self.name = name
+        self.parse = parse
+        self.default = default
+        self.help = help
+        self.secret = secret
+
+
+OPTIONS = [
+    Option("backend", _str, "joviandss",
+           "Backend driver: joviandss (the REST API) or fake (embedded "
+           "model), or any driver registered under jdss.backends"),
+    Option("pool", _pool, "Pool-0", "JovianDSS pool to use (also --pool)"),
+    Option("driver_use_ssl", _bool, True, "Talk HTTPS to the REST API"),
+    Option("driver_ssl_cert_verify", _bool, True,
+           "Verify the appliance's TLS certificate"),
+    Option("driver_ssl_cert_path", _path, None,
+           "CA bundle or certificate file to verify the appliance with"),
+    Option("target_prefix", _str, "iqn.2021-10.iscsi:",
+           "Prefix of the iSCSI target name (IQN) of a volume; "
+           "iscsi_target_prefix is accepted too"),
+    Option("jovian_block_size", _block_size, "16K",
+           "Block size of new volumes: " + ", ".join(BLOCK_SIZES)),
+    Option("jovian_rest_send_repeats", _int, None,
+           "Deprecated; accepted and ignored"),
+    Option("rest_api_addresses", _addresses, None,
+           "Addresses of the appliance, in order of preference; also the "
+           "iSCSI portals (one path each with multipath)"),
+    Option("rest_api_port", _port, 82, "Port of the REST API"),
+    Option("target_port", _port, 3260, "Port of iSCSI connections"),
+    Option("rest_api_login", _str, "admin", "REST API user"),
+    Option("rest_api_password", _str, "admin", "REST API password",
+           secret=True),
+    Option("rest_api_password_file", _path, None,
+           "File holding the REST API password (first line); wins over "
+           "rest_api_password"),
+    Option("thin_provision", _bool, False,
+           "Create volumes thin (sparse) unless told otherwise"),
+    Option("chap_enabled", _bool, False,
+           "Require CHAP on the iSCSI targets that jdss creates"),
+    Option("chap_user", _chap_user, "jdss", "CHAP user name"),
+    Option("chap_secret_file", _path, None,
+           "Key from which per-target CHAP passwords are derived; made on "
+           "first use (mode 0600). Default: priv/jdss-<pool>.chap beside "
+           "the config file"),
+    Option("loglevel", _log_level, None,
+           "Log level of the log file: " + ", ".join(LOG_LEVELS)),
+    Option("logfile", _path, None,
+           "Log file; logging is on when loglevel and logfile are both set"),
+    Option("fake_state_dir", _path, None,
+           "Where the fake backend keeps its pools. Default: "
+           "$XDG_DATA_HOME/jdss/fake"),
+    Option("fake_pool_size", _size, 1 << 40,
+           "Capacity of a pool the fake backend creates"),
+]
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+ALIASES = {"iscsi_target_prefix": "target_prefix"}
+DEPRECATED = {"jovian_rest_send_repeats":
+              "is deprecated and has no effect; remove it"}
+
+
+class Config:
+    """Validated configuration; every key of ``OPTIONS`` is an attribute."""
+
+    def __init__(self, values, path=None):
+        self.path = path
+        for option in OPTIONS:
+            setattr(self, option.name, values.get(option.name, option.default))
+
+    def secrets(self):
+        """Values that must never be printed or logged."""
+        return [getattr(self, o.name) for o in OPTIONS
+                if o.secret and getattr(self, o.name)]
+
+    @property
+    def state_dir(self):
+        """Directory of the fake backend's pools."""
+        if self.fake_state_dir:
+            return self.fake_state_dir
+        base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser(
+            "~/.local/share")
+        return os.path.join(base, "jdss", "fake")
+
+    @property
+    def chap_key_path(self):
+        """Path of the CHAP key file."""
+        if self.chap_secret_file:
+            return self.chap_secret_file
+        base = os.path.dirname(os.path.abspath(self.path or DEFAULT_CONFIG))
+        return os.path.join(base, "priv", f"jdss-{self.pool}.chap")
+
+    def __repr__(self):
+        shown = {o.name: ("***" if o.secret else getattr(self, o.name))
+                 for o in OPTIONS}
+        return f"Config({self.path!r}, {shown!r})"
+
+
+def parse(raw, path="<config>", overrides=None):
+    """Validate a mapping read from YAML and return a :class:`Config`."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values at "
+                          "the top level")
+    values = {}
+    for key, value in raw.items():
+        name = ALIASES.get(key, key)
+        option = OPTIONS_BY_NAME.get(name)
+        if option is None:
+            LOG.warning("%s: unknown key %r ignored", path, key)
+            continue
+        if name in DEPRECATED:
+            LOG.warning("%s: %s %s", path, key, DEPRECATED[name])
+        if name in values and key != name:
+            raise ConfigError(f"{path}: {key} and {name} both given; "
+                              "keep one")
+        if value is None:
+            continue
+        try:
+            values[name] = option.parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {key}: {exc}") from None
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            try:
+                values[name] = OPTIONS_BY_NAME[name].parse(value)
+            except ValueError as exc:
+                raise ConfigError(f"--{name}: {exc}") from None
+    config = Config(values, path)
+    _check_consistency(config, path)
+    return config
+
+
+def _check_consistency(config, path):
+    if config.backend == "joviandss" and not config.rest_api_addresses:
+        raise ConfigError(f"{path}: rest_api_addresses: required by the "
+                          "joviandss backend (a list of appliance addresses)")
+    if bool(config.loglevel) != bool(config.logfile):
+        LOG.warning("%s: logging needs both loglevel and logfile; it stays "
+                    "off", path)
+    if config.rest_api_password_file:
+        config.rest_api_password = _read_secret(
+            config.rest_api_password_file, "rest_api_password_file", path)
+
+
+def _read_secret(secret_path, key, path):
+    try:
+        with open(secret_path, encoding="utf-8") as handle:
+            info = os.fstat(handle.fileno())
+            value = handle.readline().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{path}: {key}: cannot read {secret_path}: "
+                          f"{exc.strerror}") from None
+    warn_if_world_readable(secret_path, info)
+    if not value:
+        raise ConfigError(f"{path}: {key}: {secret_path} is empty")
+    return value
+
+
+def warn_if_world_readable(path, info):
+    """Warn when a file holding a secret can be read by everyone."""
+    if info.st_mode & stat.S_IROTH:
+        LOG.warning("%s holds a secret and is readable by every user; "
+                    "chmod o-r it", path)
+
+
+def load(path=None, overrides=None):
+    """Read, validate and return the configuration at ``path``."""
+    path = path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
+    try:
+        with open(path, encoding="utf-8") as handle:
+            info = os.fstat(handle.fileno())
+            text = handle.read()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found (give one with -c "
+                          f"or ${CONFIG_ENV})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"config file {path}: cannot read: {reason}") \
+            from None
+    raw = _load_yaml(text, path)
+    if isinstance(raw, dict) and raw.get("rest_api_password") is not None:
+        warn_if_world_readable(path, info)
+    return parse(raw, path, overrides)
+
+
+def _load_yaml(text, path):
+    import yaml
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(text, Loader=loader)  # noqa: S506 (safe loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" \
+            if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"config file {path}:{where}: {problem}") from None

@@ -1,0 +1,145 @@
+"""Names on Proxmox and names on the appliance.
+
+The conventions are those of the original plugin, so that volumes it made
+are recognised:
+
+* volume: ``v_<name>`` when the name has only letters, digits, ``_`` and
+  ``-``; otherwise ``vh_<name, other characters as _>_<base32 of name>``
+  (base32 padding ``=`` written as ``-``). Older releases wrote
+  ``vb_<base32 of name>``; such names are read but never written.
+* snapshot: ``s_<name>``.
+* temporary clone that exposes a snapshot: ``se_<snap>_<base32 of volume>``.
+* hidden snapshot that a clone made without ``--snapshot`` hangs from:
+  ``c_<clone's appliance name>``.
+* ``t_`` is reserved for temporary objects.
+* NAS volumes keep their name as given.
+"""
+
+import base64
+import binascii
+import re
+
+from jdss.errors import InvalidInput
+
+MAX_APPLIANCE_NAME = 255
+
+_PLAIN = re.compile(r"^[A-Za-z0-9_-]+$")
+_NOT_PLAIN = re.compile(r"[^A-Za-z0-9_-]")
+_VOLUME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:+-]*$")
+_SNAPSHOT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+_NAS_VOLUME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_IQN_SAFE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+
+
+def b32encode(text):
+    """Base32 of ``text`` with ``=`` padding written as ``-``."""
+    return base64.b32encode(text.encode()).decode().replace("=", "-")
+
+
+def b32decode(text):
+    """Inverse of :func:`b32encode`; ``None`` if ``text`` is not one."""
+    try:
+        return base64.b32decode(text.replace("-", "=")).decode()
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+
+
+def _check(name, pattern, what, allowed):
+    if not isinstance(name, str) or not name:
+        raise InvalidInput(f"{what} name must not be empty")
+    if not pattern.match(name):
+        raise InvalidInput(f"invalid {what} name {name!r}: {allowed}")
+
+
+def validate_volume_name(name):
+    """Raise InvalidInput unless ``name`` is an acceptable volume name."""
+    _check(name, _VOLUME, "volume",
+           "use letters, digits and _ . : + -, not starting with . : + -")
+    to_appliance_volume(name)
+
+
+def validate_snapshot_name(name):
+    """Raise InvalidInput unless ``name`` is an acceptable snapshot name."""
+    _check(name, _SNAPSHOT, "snapshot",
+           "use letters, digits, _ and -, not starting with -")
+    if len(snapshot_name(name)) > MAX_APPLIANCE_NAME:
+        raise InvalidInput(f"snapshot name {name!r} is too long")
+
+
+def validate_nas_volume_name(name):
+    """Raise InvalidInput unless ``name`` is an acceptable NAS volume name."""
+    _check(name, _NAS_VOLUME, "NAS volume",
+           "use letters, digits, _ . and -, starting with a letter or digit")
+    if len(name) > MAX_APPLIANCE_NAME:
+        raise InvalidInput(f"NAS volume name {name!r} is too long")
+
+
+def to_appliance_volume(name):
+    """Appliance name of the Proxmox volume ``name``."""
+    if _PLAIN.match(name):
+        result = "v_" + name
+    else:
+        result = "vh_%s_%s" % (_NOT_PLAIN.sub("_", name), b32encode(name))
+    if len(result) > MAX_APPLIANCE_NAME:
+        raise InvalidInput(f"volume name {name!r} is too long")
+    return result
+
+
+def from_appliance_volume(aname):
+    """Proxmox name of appliance volume ``aname``; ``None`` if not ours."""
+    if aname.startswith("v_") and len(aname) > 2:
+        return aname[2:]
+    if aname.startswith("vh_"):
+        _, _, encoded = aname.rpartition("_")
+        name = b32decode(encoded)
+        if name and aname == "vh_%s_%s" % (_NOT_PLAIN.sub("_", name),
+                                           encoded):
+            return name
+        return None
+    if aname.startswith("vb_"):
+        return b32decode(aname[3:]) or None
+    return None
+
+
+def snapshot_name(snap):
+    """Appliance name of the Proxmox snapshot ``snap``."""
+    return "s_" + snap
+
+
+def from_appliance_snapshot(aname):
+    """Proxmox name of appliance snapshot ``aname``; ``None`` if hidden."""
+    if aname.startswith("s_") and len(aname) > 2:
+        return aname[2:]
+    return None
+
+
+def snapshot_clone_name(volume, snap):
+    """Appliance name of the temporary clone that exposes ``volume@snap``."""
+    return "se_%s_%s" % (snap, b32encode(volume))
+
+
+def parse_snapshot_clone_name(aname):
+    """``(volume, snap)`` of a ``se_`` clone name, or ``None``."""
+    if not aname.startswith("se_"):
+        return None
+    snap, sep, encoded = aname[3:].rpartition("_")
+    volume = b32decode(encoded) if sep else None
+    if not volume or not snap:
+        return None
+    return volume, snap
+
+
+def clone_origin_snapshot(clone_aname):
+    """Hidden snapshot name for a clone made without a named snapshot."""
+    return "c_" + clone_aname
+
+
+def target_suffix(name):
+    """The part of the IQN after the prefix for Proxmox volume ``name``.
+
+    IQNs allow only lowercase letters, digits, ``.``, ``-`` and ``:``; names
+    that fit are used as they are, others as lowercase base32.
+    """
+    if _IQN_SAFE.match(name):
+        return name
+    return "vh-" + base64.b32encode(name.encode()).decode().rstrip("=").lower()

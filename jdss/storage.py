@@ -1,0 +1,444 @@
+"""Storage operations in Proxmox terms, on top of any backend.
+
+This is where names are mapped, sizes rounded, rollbacks checked and
+multi-step operations (exports, clones) undone when a step fails, so every
+backend behaves the same. Errors name the Proxmox objects, not the
+appliance's.
+"""
+
+import logging
+
+from jdss import errors, naming
+from jdss.sizes import parse_size, round_up
+
+LOG = logging.getLogger(__name__)
+BLOCK_BYTES = {"16K": 16 << 10, "32K": 32 << 10, "64K": 64 << 10,
+               "128K": 128 << 10, "256K": 256 << 10, "512K": 512 << 10,
+               "1M": 1 << 20}
+EXPORT_LUN = 0
+
+
+class Storage:
+    """The pool of one configuration, addressed by Proxmox names."""
+
+    def __init__(self, config, backend):
+        self.config = config
+        self.backend = backend
+
+    # views ----------------------------------------------------------------
+    def _volume_view(self, name, info):
+        origin = None
+        if info.origin:
+            source, snap = info.origin
+            source = naming.from_appliance_volume(source) or source
+            origin = f"{source}@{naming.from_appliance_snapshot(snap) or snap}"
+        return {"name": name, "appliance_name": info.name, "size": info.size,
+                "used": info.used, "thin": info.sparse,
+                "block_size": info.block_size, "origin": origin,
+                "creation": info.creation, "readonly": info.readonly}
+
+    @staticmethod
+    def _snapshot_view(info):
+        clones = [naming.from_appliance_volume(c) or c for c in info.clones]
+        return {"name": naming.from_appliance_snapshot(info.name),
+                "volume": naming.from_appliance_volume(info.volume),
+                "appliance_name": info.name, "creation": int(info.creation),
+                "used": info.used, "clones": clones}
+
+    # pool -----------------------------------------------------------------
+    def pool(self):
+        info = self.backend.get_pool()
+        return {"name": info.name, "size": info.size, "free": info.free,
+                "used": info.used, "health": info.health}
+
+    # volumes --------------------------------------------------------------
+    def list_volumes(self):
+        views = []
+        for info in self.backend.list_volumes():
+            name = naming.from_appliance_volume(info.name)
+            if name is not None:
+                views.append(self._volume_view(name, info))
+        return sorted(views, key=lambda view: view["name"])
+
+    def _get_volume(self, name):
+        naming.validate_volume_name(name)
+        try:
+            return self.backend.get_volume(naming.to_appliance_volume(name))
+        except errors.NotFound:
+            raise errors.NotFound(f"volume {name!r} not found") from None
+
+    def volume(self, name):
+        return self._volume_view(name, self._get_volume(name))
+
+    def _sparse(self, thin):
+        return self.config.thin_provision if thin is None else thin
+
+    def create_volume(self, name, size, thin=None, block_size=None):
+        naming.validate_volume_name(name)
+        block_size = (block_size or self.config.jovian_block_size).upper()
+        if block_size not in BLOCK_BYTES:
+            raise errors.InvalidInput(
+                f"invalid block size {block_size!r}; expected one of "
+                + ", ".join(BLOCK_BYTES))
+        size = round_up(parse_size(size), BLOCK_BYTES[block_size])
+        aname = naming.to_appliance_volume(name)
+        try:
+            self.backend.create_volume(aname, size, self._sparse(thin),
+                                       block_size)
+        except errors.AlreadyExists:
+            raise errors.AlreadyExists(
+                f"volume {name!r} already exists") from None
+        except errors.NoSpace as exc:
+            raise errors.NoSpace(f"not enough space for volume {name!r} "
+                                 f"({size} bytes): {exc}") from None
+        return self.volume(name)
+
+    def delete_volume(self, name, recursive=False):
+        info = self._get_volume(name)
+        try:
+            self.backend.delete_volume(info.name, recursive=recursive)
+        except errors.NotFound:
+            return
+        except errors.Busy as exc:
+            raise self._why_busy(name, info.name, exc) from None
+        if info.origin and info.origin[1].startswith("c_"):
+            self._drop_hidden_snapshot(*info.origin)
+
+    def _drop_hidden_snapshot(self, volume, snap):
+        try:
+            self.backend.delete_snapshot(volume, snap)
+        except (errors.NotFound, errors.Busy):
+            pass
+        except errors.JdssError as exc:
+            LOG.warning("could not delete snapshot %s@%s that a deleted "
+                        "clone used: %s", volume, snap, exc)
+
+    def _why_busy(self, name, aname, exc):
+        text = str(exc)
+        if "exported" in text or "dataset is busy" in text:
+            return errors.Busy(f"volume {name!r} is exported as an iSCSI "
+                               f"target; run 'jdss target delete {name}' "
+                               "first")
+        snapshots = self.backend.list_snapshots(aname)
+        clones = [naming.from_appliance_volume(c) or c
+                  for s in snapshots for c in s.clones]
+        if clones:
+            return errors.Busy(f"volume {name!r} has clones that depend on "
+                               f"its snapshots: {', '.join(clones)}; delete "
+                               "them first")
+        names = [naming.from_appliance_snapshot(s.name) or s.name
+                 for s in snapshots]
+        return errors.Busy(f"volume {name!r} has snapshots: "
+                           f"{', '.join(names)}; delete them or use "
+                           "--recursive")
+
+    def resize_volume(self, name, size):
+        info = self._get_volume(name)
+        size = round_up(parse_size(size),
+                        BLOCK_BYTES.get(info.block_size, 1))
+        if size < info.size:
+            raise errors.InvalidInput(
+                f"volume {name!r} is {info.size} bytes; shrinking to {size} "
+                "would destroy data, only growing is supported")
+        if size > info.size:
+            try:
+                self.backend.resize_volume(info.name, size)
+            except errors.NoSpace as exc:
+                raise errors.NoSpace(f"not enough space to grow volume "
+                                     f"{name!r} to {size} bytes: {exc}") \
+                    from None
+        return self.volume(name)
+
+    def rename_volume(self, name, new_name):
+        naming.validate_volume_name(new_name)
+        info = self._get_volume(name)
+        try:
+            self.backend.rename_volume(
+                info.name, naming.to_appliance_volume(new_name))
+        except errors.AlreadyExists:
+            raise errors.AlreadyExists(
+                f"volume {new_name!r} already exists") from None
+        except errors.Busy:
+            raise errors.Busy(f"volume {name!r} is exported as an iSCSI "
+                              f"target; run 'jdss target delete {name}' "
+                              "first") from None
+        return self.volume(new_name)
+
+    def clone_volume(self, source, new_name, snapshot=None, thin=None):
+        naming.validate_volume_name(new_name)
+        info = self._get_volume(source)
+        clone = naming.to_appliance_volume(new_name)
+        if snapshot is None:
+            snap = naming.clone_origin_snapshot(clone)
+            self._create_snapshot(source, info.name, snap, hidden=True)
+        else:
+            naming.validate_snapshot_name(snapshot)
+            snap = naming.snapshot_name(snapshot)
+        try:
+            self.backend.clone_volume(info.name, snap, clone,
+                                      sparse=self._sparse(thin))
+        except errors.JdssError as exc:
+            if snapshot is None:
+                self._drop_hidden_snapshot(info.name, snap)
+            if isinstance(exc, errors.AlreadyExists):
+                raise errors.AlreadyExists(
+                    f"volume {new_name!r} already exists") from None
+            if isinstance(exc, errors.NotFound):
+                raise errors.NotFound(f"snapshot {snapshot!r} of volume "
+                                      f"{source!r} not found") from None
+            raise
+        return self.volume(new_name)
+
+    # snapshots ------------------------------------------------------------
+    def _snapshots(self, volume):
+        info = self._get_volume(volume)
+        return info, self.backend.list_snapshots(info.name)
+
+    def list_snapshots(self, volume):
+        _, snapshots = self._snapshots(volume)
+        return [self._snapshot_view(s) for s in snapshots
+                if naming.from_appliance_snapshot(s.name) is not None]
+
+    def _create_snapshot(self, volume, aname, snap, hidden=False):
+        try:
+            self.backend.create_snapshot(aname, snap)
+        except errors.NotFound:
+            raise errors.NotFound(f"volume {volume!r} not found") from None
+        except errors.AlreadyExists:
+            if hidden:
+                raise errors.AlreadyExists(
+                    f"volume {volume!r} has a clone snapshot {snap} left "
+                    "from an earlier attempt; run 'jdss cleanup' or delete "
+                    "it") from None
+            raise errors.AlreadyExists(
+                f"snapshot {naming.from_appliance_snapshot(snap)!r} of "
+                f"volume {volume!r} already exists") from None
+
+    def create_snapshot(self, volume, snapshot):
+        naming.validate_volume_name(volume)
+        naming.validate_snapshot_name(snapshot)
+        aname = naming.to_appliance_volume(volume)
+        self._create_snapshot(volume, aname, naming.snapshot_name(snapshot))
+        for view in self.list_snapshots(volume):
+            if view["name"] == snapshot:
+                return view
+        raise errors.NotFound(f"snapshot {snapshot!r} of volume {volume!r} "
+                              "vanished right after it was made")
+
+    def delete_snapshot(self, volume, snapshot):
+        naming.validate_volume_name(volume)
+        naming.validate_snapshot_name(snapshot)
+        aname = naming.to_appliance_volume(volume)
+        try:
+            self.backend.delete_snapshot(aname,
+                                         naming.snapshot_name(snapshot))
+        except errors.NotFound:
+            self._get_volume(volume)
+            raise errors.NotFound(f"snapshot {snapshot!r} of volume "
+                                  f"{volume!r} not found") from None
+        except errors.Busy:
+            clones = self._clones_of(aname, naming.snapshot_name(snapshot))
+            raise errors.Busy(f"snapshot {snapshot!r} of volume {volume!r} "
+                              f"has clones: {', '.join(clones)}; delete them "
+                              "first") from None
+
+    def _clones_of(self, aname, snap):
+        for info in self.backend.list_snapshots(aname):
+            if info.name == snap:
+                return [naming.from_appliance_volume(c) or c
+                        for c in info.clones]
+        return []
+
+    def rollback_check(self, volume, snapshot):
+        """What a rollback would destroy: ``{blockers, clones}``."""
+        naming.validate_snapshot_name(snapshot)
+        info, snapshots = self._snapshots(volume)
+        target = naming.snapshot_name(snapshot)
+        names = [s.name for s in snapshots]
+        if target not in names:
+            raise errors.NotFound(f"snapshot {snapshot!r} of volume "
+                                  f"{volume!r} not found")
+        newer = snapshots[names.index(target) + 1:]
+        return {"volume": volume, "snapshot": snapshot,
+                "appliance_name": info.name,
+                "blockers": [naming.from_appliance_snapshot(s.name) or s.name
+                             for s in newer],
+                "clones": [naming.from_appliance_volume(c) or c
+                           for s in newer for c in s.clones]}
+
+    def rollback(self, volume, snapshot, force=False):
+        check = self.rollback_check(volume, snapshot)
+        if check["clones"]:
+            raise errors.Busy(
+                f"rolling back volume {volume!r} to {snapshot!r} would "
+                f"destroy clones of newer snapshots: "
+                f"{', '.join(check['clones'])}; delete them first")
+        if check["blockers"] and not force:
+            raise errors.RollbackBlocked(
+                f"rolling back volume {volume!r} to {snapshot!r} would "
+                f"destroy newer snapshots: {', '.join(check['blockers'])}; "
+                "use --force to destroy them", check["blockers"])
+        self.backend.rollback_snapshot(check["appliance_name"],
+                                       naming.snapshot_name(snapshot))
+        check["destroyed"] = check.pop("blockers")
+        return check
+
+    # iSCSI exports --------------------------------------------------------
+    def iqn(self, name):
+        return self.config.target_prefix + naming.target_suffix(name)
+
+    def _export_view(self, name, target, aname):
+        view = {"name": name, "target": target.name,
+                "lun": target.luns[aname],
+                "portals": [f"{address}:{self.config.target_port}"
+                            for address in self.config.rest_api_addresses
+                            or ("127.0.0.1",)],
+                "chap_user": None, "chap_password": None}
+        if target.chap and target.users:
+            user = self.config.chap_user
+            if user not in target.users:
+                user = next(iter(target.users))
+            view["chap_user"] = user
+            view["chap_password"] = (target.users.get(user)
+                                     or self._chap_password(target.name))
+        return view
+
+    def _chap_password(self, iqn):
+        from jdss import chap
+        return chap.target_password(
+            chap.load_or_create_key(self.config.chap_key_path), iqn)
+
+    def target(self, name):
+        naming.validate_volume_name(name)
+        aname = naming.to_appliance_volume(name)
+        target = self.backend.find_volume_target(aname)
+        if target is None:
+            self._get_volume(name)
+            raise errors.NotFound(f"volume {name!r} is not exported")
+        return self._export_view(name, target, aname)
+
+    def create_target(self, name):
+        """Export ``name``; an existing export is kept and returned."""
+        info = self._get_volume(name)
+        target = self.backend.find_volume_target(info.name)
+        if target is not None:
+            return self._export_view(name, target, info.name)
+        iqn = self.iqn(name)
+        chap_on = self.config.chap_enabled
+        created = False
+        try:
+            try:
+                self.backend.create_target(iqn, chap_on)
+                created = True
+            except errors.AlreadyExists:
+                existing = self.backend.get_target(iqn)
+                if existing.luns:
+                    raise errors.Busy(f"target {iqn} exists and exports "
+                                      "another volume") from None
+            self.backend.add_lun(iqn, info.name, EXPORT_LUN)
+            if chap_on:
+                self.backend.add_chap_user(iqn, self.config.chap_user,
+                                           self._chap_password(iqn))
+        except errors.JdssError:
+            if created:
+                self._undo_target(iqn)
+            raise
+        return self._export_view(name, self.backend.get_target(iqn),
+                                 info.name)
+
+    def _undo_target(self, iqn):
+        try:
+            self.backend.delete_target(iqn)
+        except errors.JdssError as exc:
+            LOG.warning("could not remove half-made target %s: %s", iqn, exc)
+
+    def delete_target(self, name):
+        """Stop exporting ``name``; nothing to do if it is not exported."""
+        info = self._get_volume(name)
+        target = self.backend.find_volume_target(info.name)
+        if target is None:
+            return
+        try:
+            if set(target.luns) - {info.name}:
+                # a target shared with other volumes (original plugin's
+                # target groups): remove only this volume's LUN
+                self.backend.delete_lun(target.name, info.name)
+            else:
+                self.backend.delete_target(target.name)
+        except errors.NotFound:
+            pass
+
+    # NAS volumes and shares -----------------------------------------------
+    def _nas_view(self, info):
+        return {"name": info.name, "quota": info.quota, "used": info.used,
+                "reservation": info.reservation, "creation": info.creation}
+
+    def list_nas_volumes(self):
+        return [self._nas_view(i) for i in self.backend.list_nas_volumes()]
+
+    def nas_volume(self, name):
+        naming.validate_nas_volume_name(name)
+        try:
+            return self._nas_view(self.backend.get_nas_volume(name))
+        except errors.NotFound:
+            raise errors.NotFound(f"NAS volume {name!r} not found") from None
+
+    def create_nas_volume(self, name, size):
+        naming.validate_nas_volume_name(name)
+        size = parse_size(size)
+        try:
+            self.backend.create_nas_volume(name, size)
+        except errors.AlreadyExists:
+            raise errors.AlreadyExists(
+                f"a volume named {name!r} already exists in pool "
+                f"{self.config.pool}") from None
+        return self.nas_volume(name)
+
+    def delete_nas_volume(self, name):
+        self.nas_volume(name)
+        path = f"{self.config.pool}/{name}"
+        for share in self.backend.list_shares():
+            if share.path == path:
+                self.backend.delete_share(share.name)
+        self.backend.delete_nas_volume(name)
+
+    def _share_view(self, share):
+        _, _, volume = share.path.partition("/")
+        return {"name": share.name, "nas_volume": volume, "path": share.path,
+                "active": share.active, "nfs": share.nfs,
+                "exports": [f"{address}:/{share.path}" for address in
+                            self.config.rest_api_addresses or ("127.0.0.1",)]}
+
+    def list_shares(self):
+        prefix = f"{self.config.pool}/"
+        return [self._share_view(s) for s in self.backend.list_shares()
+                if s.path.startswith(prefix)]
+
+    def _find_share(self, name):
+        path = f"{self.config.pool}/{name}"
+        for share in self.backend.list_shares():
+            if share.path == path:
+                return share
+        return None
+
+    def share(self, name):
+        self.nas_volume(name)
+        share = self._find_share(name)
+        if share is None:
+            raise errors.NotFound(f"NAS volume {name!r} is not shared")
+        return self._share_view(share)
+
+    def create_share(self, name):
+        """Share NAS volume ``name`` over NFS; an existing share is kept."""
+        self.nas_volume(name)
+        share = self._find_share(name)
+        if share is None:
+            self.backend.create_share(name, f"{self.config.pool}/{name}")
+        return self.share(name)
+
+    def delete_share(self, name):
+        """Stop sharing ``name``; nothing to do if it is not shared."""
+        self.nas_volume(name)
+        share = self._find_share(name)
+        if share is not None:
+            self.backend.delete_share(share.name)
