@@ -1,5 +1,6 @@
 """The ``jdss`` command: a cliff application over the ``jdss.cli`` commands."""
 
+import argparse
 import logging
 import sys
 
@@ -32,6 +33,7 @@ class JdssApp(App):
         parser.add_argument(
             "--pool", metavar="POOL",
             help="JovianDSS pool (overrides 'pool' of the configuration)")
+        parser.__class__ = _GlobalOptionParser
         return parser
 
     def configure_logging(self):
@@ -55,9 +57,37 @@ class JdssApp(App):
         return self._storage
 
     def run(self, argv):
-        # Without a command, print help rather than start an interactive
-        # shell that would wait for a terminal.
-        return super().run(list(argv) or ["help"])
+        # Without a command, print help rather than start cliff's
+        # interactive shell, which would wait for a terminal.
+        argv = list(argv)
+        options, remainder = self.parser.parse_known_args(argv)
+        if not remainder and not options.deferred_help:
+            argv.append("help")
+        return super().run(argv)
+
+
+class _GlobalOptionParser(argparse.ArgumentParser):
+    """Parses global options only up to the command word.
+
+    cliff hands the whole command line to the top-level parser, where the
+    command's own ``-c COLUMN`` would be taken for ``-c/--config``.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        split = len(args)
+        index = 0
+        while index < len(args):
+            token = args[index]
+            if token == "--" or not token.startswith("-"):
+                split = index
+                break
+            action = self._option_string_actions.get(token.split("=")[0])
+            if action is not None and action.nargs != 0 and "=" not in token:
+                index += 1
+            index += 1
+        namespace, extra = super().parse_known_args(args[:split], namespace)
+        return namespace, extra + args[split:]
 
 
 def main(argv=None):

@@ -1,0 +1,102 @@
+"""Shared fixtures: configurations, storages per backend, CLI runners."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from jdss import config as jconfig
+from jdss import drivers
+from jdss.storage import Storage
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BACKENDS = ["fake"]
+
+
+def write_config(path, **values):
+    """Write a YAML config for the fake backend with ``values`` on top."""
+    data = {"backend": "fake", "pool": "Pool-0",
+            "fake_state_dir": str(path.parent / "state"),
+            "fake_pool_size": "100G",
+            "rest_api_addresses": ["127.0.0.1"]}
+    data.update(values)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    return write_config(tmp_path / "jdss.yaml")
+
+
+@pytest.fixture(params=BACKENDS)
+def make_storage(request, tmp_path):
+    """Factory of :class:`Storage` objects on the parametrised backend."""
+
+    def make(**values):
+        values.setdefault("fake_pool_size", "100G")
+        path = write_config(tmp_path / "jdss.yaml", **values)
+        cfg = jconfig.load(str(path))
+        return Storage(cfg, drivers.load_backend(cfg))
+
+    make.backend = request.param
+    return make
+
+
+@pytest.fixture
+def storage(make_storage):
+    return make_storage()
+
+
+class CliResult:
+    def __init__(self, code, out, err):
+        self.code, self.out, self.err = code, out, err
+
+    def json(self):
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def cli(capsys, config_file):
+    """Run jdss in this process: ``cli("volume", "list", "-f", "json")``."""
+    from jdss.app import JdssApp
+
+    def run(*args, config=None):
+        root = logging.getLogger()
+        handlers = list(root.handlers)
+        capsys.readouterr()
+        try:
+            code = JdssApp().run(["-c", str(config or config_file)]
+                                 + list(args))
+        finally:
+            for handler in root.handlers[:]:
+                if handler not in handlers:
+                    root.removeHandler(handler)
+                    handler.close()
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run
+
+
+def jdss_command():
+    """The installed console script next to this interpreter."""
+    return os.path.join(os.path.dirname(sys.executable), "jdss")
+
+
+@pytest.fixture
+def run_jdss(config_file):
+    """Run the real ``jdss`` console script as a separate process."""
+
+    def run(*args, config=None, env=None, **kwargs):
+        proc = subprocess.run(
+            [jdss_command(), "-c", str(config or config_file)] + list(args),
+            capture_output=True, text=True, timeout=60,
+            env=dict(os.environ, **(env or {})), **kwargs)
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run

@@ -1,0 +1,67 @@
+"""Driver discovery through entry points, including third-party packages."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from jdss import drivers
+from jdss.errors import ConfigError
+from tests.conftest import ROOT, jdss_command, write_config
+
+EXAMPLE = os.path.join(ROOT, "tests", "thirdparty", "jdss-example-backend")
+
+
+def test_builtin_backends_are_listed():
+    rows = drivers.list_drivers()
+    assert ("backend", "fake", "jdss.backends.fake:FakeBackend", "ok") in rows
+
+
+def test_unknown_backend_names_the_installed_ones():
+    from jdss.config import parse
+    with pytest.raises(ConfigError) as info:
+        drivers.load_backend(parse({"backend": "nosuch"}))
+    assert "'nosuch'" in str(info.value) and "fake" in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def example_site(tmp_path_factory):
+    """The example package, installed by pip into a directory of its own."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "--disable-pip-version-check", "--no-deps",
+                    "--no-build-isolation", "--target", str(target),
+                    EXAMPLE], check=True, timeout=300)
+    return str(target)
+
+
+def _run(site, config, *args):
+    env = dict(os.environ, PYTHONPATH=site)
+    return subprocess.run([jdss_command(), "-c", str(config)] + list(args),
+                          capture_output=True, text=True, env=env,
+                          timeout=60)
+
+
+def test_third_party_backend_is_listed_and_used(example_site, tmp_path):
+    config = write_config(tmp_path / "jdss.yaml", backend="example")
+    listed = _run(example_site, config, "driver", "list", "-f", "value")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert "backend example jdss_example_backend:ExampleBackend ok" in lines
+    assert "backend fake jdss.backends.fake:FakeBackend ok" in lines
+    broken = [line for line in lines if line.startswith("backend broken ")]
+    assert broken and "failed: ModuleNotFoundError" in broken[0]
+
+    shown = _run(example_site, config, "pool", "show", "-f", "value", "-c",
+                 "health")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == "EXAMPLE"
+
+
+def test_broken_backend_fails_with_its_import_error(example_site, tmp_path):
+    config = write_config(tmp_path / "jdss.yaml", backend="broken")
+    result = _run(example_site, config, "pool", "show")
+    assert result.returncode == ConfigError.exit_code
+    assert "driver 'broken' failed to load: ModuleNotFoundError" in \
+        result.stderr

@@ -1,0 +1,14 @@
+"""A third-party backend, registered only through its entry point.
+
+It keeps the fake backend's pool but reports its own health, so a test can
+see which backend served a command.
+"""
+
+from jdss.backends.fake import FakeBackend
+
+
+class ExampleBackend(FakeBackend):
+    def get_pool(self):
+        info = super().get_pool()
+        info.health = "EXAMPLE"
+        return info
