@@ -36,12 +36,19 @@ class JdssApp(App):
         parser.__class__ = _GlobalOptionParser
         return parser
 
+    # cliff's verbosity (-q 0, default 1, -v 2, -vv 3) -> console level:
+    # by default only warnings and errors, so scripts get one clean line.
+    CONSOLE_LEVELS = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}
+
     def configure_logging(self):
         super().configure_logging()
+        level = self.CONSOLE_LEVELS.get(self.options.verbose_level,
+                                        logging.DEBUG)
         for handler in logging.getLogger().handlers:
             log.protect(handler)
             if getattr(handler, "stream", None) is self.stderr:
                 handler.setFormatter(log.ConsoleFormatter("%(message)s"))
+                handler.setLevel(level)
 
     @property
     def storage(self):

@@ -112,6 +112,18 @@ def _size(value):
         raise ValueError(str(exc)) from None
 
 
+def _seconds(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError("expected a number of seconds")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError("expected a number of seconds") from None
+    if not 0 < seconds <= 3600:
+        raise ValueError("expected more than 0 and at most 3600 seconds")
+    return seconds
+
+
 def _path(value):
     return os.path.expanduser(_str(value))
 
@@ -155,6 +167,13 @@ OPTIONS = [
     Option("rest_api_password_file", _path, None,
            "File holding the REST API password (first line); wins over "
            "rest_api_password"),
+    Option("rest_api_connect_timeout", _seconds, 3.0,
+           "Seconds to wait for a REST connection before trying the next "
+           "address"),
+    Option("rest_api_read_timeout", _seconds, 60.0,
+           "Seconds to wait for a REST answer once the request is sent"),
+    Option("rest_api_deadline", _seconds, 20.0,
+           "Seconds after which retries over all addresses stop"),
     Option("thin_provision", _bool, False,
            "Create volumes thin (sparse) unless told otherwise"),
     Option("chap_enabled", _bool, False,

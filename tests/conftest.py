@@ -14,7 +14,7 @@ from jdss import drivers
 from jdss.storage import Storage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BACKENDS = ["fake"]
+BACKENDS = ["fake", "joviandss"]
 
 
 def write_config(path, **values):
@@ -33,17 +33,41 @@ def config_file(tmp_path):
     return write_config(tmp_path / "jdss.yaml")
 
 
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1-3, made once per run."""
+    from jdss.emulator.server import make_self_signed
+    directory = str(tmp_path_factory.mktemp("tls"))
+    return make_self_signed(directory, ["127.0.0.1:1", "127.0.0.2:1",
+                                        "127.0.0.3:1"])
+
+
+@pytest.fixture
+def emulator(tmp_path, tls_cert):
+    """A jdss-emulator over HTTPS on 127.0.0.1 with pools Pool-0, Pool-1."""
+    from tests.emulator import Emulator
+    running = Emulator(str(tmp_path), *tls_cert)
+    yield running
+    running.stop()
+
+
 @pytest.fixture(params=BACKENDS)
 def make_storage(request, tmp_path):
     """Factory of :class:`Storage` objects on the parametrised backend."""
+    remote = None
+    if request.param == "joviandss":
+        remote = request.getfixturevalue("emulator")
 
     def make(**values):
         values.setdefault("fake_pool_size", "100G")
+        if remote is not None:
+            values = dict(remote.config(), **values)
         path = write_config(tmp_path / "jdss.yaml", **values)
         cfg = jconfig.load(str(path))
         return Storage(cfg, drivers.load_backend(cfg))
 
     make.backend = request.param
+    make.emulator = remote
     return make
 
 

@@ -230,11 +230,11 @@ def test_export_as_target(storage):
 
 
 def test_export_portals_follow_config(make_storage):
-    storage = make_storage(rest_api_addresses=["127.0.0.2", "127.0.0.3"],
+    storage = make_storage(rest_api_addresses=["127.0.0.1", "127.0.0.2"],
                            target_port=3261, target_prefix="iqn.2000-01.t:")
     storage.create_volume("Odd_Name", "1G")
     export = storage.create_target("Odd_Name")
-    assert export["portals"] == ["127.0.0.2:3261", "127.0.0.3:3261"]
+    assert export["portals"] == ["127.0.0.1:3261", "127.0.0.2:3261"]
     assert export["target"].startswith("iqn.2000-01.t:vh-")
 
 

@@ -136,12 +136,21 @@ def pool_info(record):
                     health=record.get("health") or "UNKNOWN")
 
 
+def block_size_label(value):
+    """``16K`` for the appliance's ``16384`` (a label passes unchanged)."""
+    text = str(value or "").upper()
+    if text.isdigit():
+        from jdss.sizes import format_size
+        return format_size(int(text))
+    return text
+
+
 def volume_info(record):
     return VolumeInfo(
         name=record["name"],
         size=_int(record.get("volsize")),
         used=_int(record.get("used")),
-        block_size=str(record.get("volblocksize") or "").upper(),
+        block_size=block_size_label(record.get("volblocksize")),
         sparse=_int(record.get("refreservation")) == 0,
         origin=split_origin(record.get("origin")),
         creation=_int(record.get("creation")),

@@ -147,7 +147,7 @@ class PoolModel:
         used = self._volume_used(volume)
         return {"name": name, "full_name": self._full(name),
                 "volsize": str(volume["volsize"]),
-                "volblocksize": volume["volblocksize"],
+                "volblocksize": str(BLOCK_SIZES[volume["volblocksize"]]),
                 "used": str(used), "referenced": str(volume.get("data", 0)),
                 "available": str(self.available()),
                 "origin": volume.get("origin"),

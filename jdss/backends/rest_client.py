@@ -1,0 +1,246 @@
+"""HTTP transport to the JovianDSS REST API, with failover between addresses.
+
+One ``requests.Session`` per process (keep-alive, basic auth, TLS verified
+unless configured otherwise). Requests go to the address that answered
+last; on a connection error, a timeout, a 5xx without a valid envelope or
+an empty 200 GET the next address is tried, round after round with
+backoff, until an overall deadline. A request whose outcome is unknown
+(the connection failed after it was sent) is repeated only if it is safe:
+reads and idempotent writes always, creations only after the caller's
+check found that the object does not exist.
+"""
+
+import json
+import logging
+import re
+import time
+from urllib.parse import quote
+
+from jdss import errors
+from jdss.backends.appliance import to_jdss_error
+
+LOG = logging.getLogger(__name__)
+API_PATH = "/api/v4"
+BACKOFF_FIRST = 0.25
+BACKOFF_MAX = 2.0
+
+
+def path(*segments):
+    """Join URL path segments, each percent-encoded."""
+    return "".join("/" + quote(str(s), safe=":@") for s in segments)
+
+
+class _Retry(Exception):
+    """This address did not give a usable answer; try the next.
+
+    ``permanent`` failures (TLS) will not change by retrying the address.
+    """
+
+    def __init__(self, reason, sent, permanent=False):
+        super().__init__(reason)
+        self.reason = reason
+        self.sent = sent
+        self.permanent = permanent
+
+
+class Response:
+    """A decoded answer: HTTP status and the envelope's ``data``."""
+
+    def __init__(self, status, data):
+        self.status = status
+        self.data = data
+
+
+class RestClient:
+    """Sends requests to the appliance named by a configuration."""
+
+    def __init__(self, config):
+        self.addresses = list(config.rest_api_addresses or ())
+        if not self.addresses:
+            raise errors.ConfigError("rest_api_addresses is empty")
+        self.scheme = "https" if config.driver_use_ssl else "http"
+        self.port = config.rest_api_port
+        self.auth = (config.rest_api_login, config.rest_api_password)
+        if not config.driver_use_ssl:
+            self.verify = False
+        elif config.driver_ssl_cert_verify:
+            self.verify = config.driver_ssl_cert_path or True
+        else:
+            self.verify = False
+        self.timeout = (config.rest_api_connect_timeout,
+                        config.rest_api_read_timeout)
+        self.deadline = config.rest_api_deadline
+        self.current = 0
+        self._session = None
+        self.requests_sent = 0
+
+    @property
+    def session(self):
+        if self._session is None:
+            import requests
+            import urllib3
+            session = requests.Session()
+            # No proxies, netrc or CA bundles from the environment: an
+            # http_proxy meant for apt must not carry SAN management
+            # traffic, and REQUESTS_CA_BUNDLE would override verify=False.
+            session.trust_env = False
+            session.auth = self.auth
+            session.verify = self.verify
+            session.headers.update({"Content-Type": "application/json",
+                                    "Accept": "application/json"})
+            if self.verify is False and self.scheme == "https":
+                urllib3.disable_warnings(
+                    urllib3.exceptions.InsecureRequestWarning)
+            self._session = session
+        return self._session
+
+    def url(self, address, path_):
+        host = f"[{address}]" if ":" in address else address
+        return f"{self.scheme}://{host}:{self.port}{API_PATH}{path_}"
+
+    def request(self, method, path_, body=None, safe_to_repeat=None,
+                exists=None):
+        """Send a request; return :class:`Response` or raise a JdssError.
+
+        ``safe_to_repeat`` defaults to True for GET, PUT and DELETE. For an
+        unsafe request whose outcome is unknown, ``exists()`` is asked
+        (through a fresh request) before sending it again; if it says the
+        object exists the request counts as done.
+        """
+        if safe_to_repeat is None:
+            safe_to_repeat = method in ("GET", "PUT", "DELETE")
+        started = time.monotonic()
+        backoff = BACKOFF_FIRST
+        failures = []
+        broken = set()
+        while True:
+            for offset in range(len(self.addresses)):
+                index = (self.current + offset) % len(self.addresses)
+                address = self.addresses[index]
+                if address in broken:
+                    continue
+                try:
+                    response = self._send(method, address, path_, body)
+                except _Retry as retry:
+                    failures.append((address, retry.reason))
+                    if retry.permanent:
+                        broken.add(address)
+                    LOG.info("%s %s via %s: %s", method, path_, address,
+                             retry.reason)
+                    if retry.sent and not safe_to_repeat:
+                        if exists is not None and exists():
+                            LOG.info("%s %s: applied before the connection "
+                                     "broke", method, path_)
+                            return Response(201, None)
+                        if exists is None:
+                            raise errors.Unreachable(
+                                f"{method} {path_}: the connection to "
+                                f"{address} broke after the request was "
+                                "sent; its outcome is unknown") from None
+                    continue
+                self.current = index
+                return response
+            elapsed = time.monotonic() - started
+            if len(broken) == len(self.addresses) or \
+                    elapsed + backoff >= self.deadline:
+                raise self._give_up(failures)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _give_up(self, failures):
+        last = {}
+        for address, reason in failures:
+            last[address] = reason
+        tried = "; ".join(f"{a}: {r}" for a, r in last.items())
+        if last and all(r.startswith("TLS") for r in last.values()):
+            return errors.TlsError(
+                f"TLS failed with every appliance address ({tried}); set "
+                "driver_ssl_cert_path to the appliance's CA or certificate, "
+                "or driver_ssl_cert_verify: false")
+        return errors.Unreachable(
+            f"no appliance address answered within {self.deadline:g} s "
+            f"({tried})")
+
+    def _send(self, method, address, path_, body):
+        import requests
+        exc = requests.exceptions
+        url = self.url(address, path_)
+        self.requests_sent += 1
+        try:
+            raw = self.session.request(
+                method, url, timeout=self.timeout, verify=self.verify,
+                data=None if body is None else json.dumps(body))
+        except exc.SSLError as error:
+            raise _Retry(f"TLS error: {_reason(error)}", sent=False,
+                         permanent=True) from None
+        except (exc.ConnectTimeout, exc.ProxyError) as error:
+            raise _Retry(f"no connection ({_reason(error)})", sent=False) \
+                from None
+        except exc.ReadTimeout:
+            raise _Retry(f"no answer within {self.timeout[1]:g} s",
+                         sent=True) from None
+        except exc.ConnectionError as error:
+            refused = _is_refused(error)
+            raise _Retry("connection refused" if refused else
+                         f"connection failed ({_reason(error)})",
+                         sent=not refused) from None
+        except exc.RequestException as error:
+            raise errors.BackendError(f"{method} {url}: {_reason(error)}") \
+                from None
+        return self._decode(method, address, raw)
+
+    def _decode(self, method, address, raw):
+        status = raw.status_code
+        if status == 401:
+            raise to_jdss_error(401, None, None, raw.text)
+        if status == 204 or (not raw.content and status < 300 and
+                             method != "GET"):
+            return Response(status, None)
+        try:
+            envelope = raw.json()
+            valid = isinstance(envelope, dict) and (
+                "data" in envelope or "error" in envelope)
+        except ValueError:
+            envelope, valid = None, False
+        if not valid:
+            if status >= 500 or method == "GET":
+                raise _Retry(f"HTTP {status} without a valid JSON answer",
+                             sent=True)
+            if status < 300:
+                return Response(status, None)
+            raise errors.BackendError(
+                f"appliance answered HTTP {status}: {raw.text[:200]!r}")
+        error = envelope.get("error")
+        if error:
+            if not isinstance(error, dict):
+                error = {"message": str(error)}
+            raise to_jdss_error(status, error.get("class"),
+                                error.get("errno"), error.get("message"))
+        if status >= 400:
+            raise to_jdss_error(status, None, None, f"HTTP {status}")
+        data = envelope.get("data")
+        if method == "GET" and data is None:
+            raise _Retry("empty answer", sent=True)
+        return Response(status, data)
+
+
+_SSL_REASON = re.compile(r"\] ?([^()\]]+?)\s*\(_ssl\.c")
+_ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
+
+
+def _reason(error):
+    """A short, readable reason out of a requests exception."""
+    text = str(error)
+    for pattern in (_SSL_REASON, _ERRNO_REASON):
+        match = pattern.search(text)
+        if match:
+            return match.group(1).strip()
+    for marker in ("timed out", "Connection aborted", "RemoteDisconnected"):
+        if marker in text:
+            return marker.lower()
+    return text[:160]
+
+
+def _is_refused(error):
+    text = repr(error)
+    return "ConnectionRefused" in text or "Connection refused" in text

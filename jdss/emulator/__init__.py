@@ -1,0 +1,1 @@
+"""jdss-emulator: the pool model served over the JovianDSS REST API."""

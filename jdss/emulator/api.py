@@ -1,0 +1,451 @@
+"""The REST face of the pool model: routes, bodies, status codes, envelopes.
+
+``RestApi.handle`` takes a request and returns ``(status, payload)`` where
+payload is the JSON envelope (``None`` for 204). Paths are those of
+``/api/v4`` without the prefix.
+"""
+
+import re
+from urllib.parse import parse_qs, unquote
+
+from jdss.backends.appliance import (ERRNO_NOT_FOUND, NOT_FOUND_CLASS,
+                                     VALIDATION_CLASS, ApplianceError)
+from jdss.backends.store import StateStore
+
+_ROUTES = []
+
+
+def route(method, pattern):
+    """Register a handler for ``method`` and a path pattern."""
+    regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
+                       + "$")
+
+    def register(func):
+        _ROUTES.append((method, regex, func))
+        return func
+    return register
+
+
+def _need(body, *keys):
+    if not isinstance(body, dict):
+        raise ApplianceError(400, VALIDATION_CLASS, 22,
+                             "Request body must be a JSON object")
+    missing = [k for k in keys if k not in body]
+    if missing:
+        raise ApplianceError(400, VALIDATION_CLASS, 22,
+                             f"Missing field: {', '.join(missing)}")
+    return [body[k] for k in keys]
+
+
+def _page(records, query, default_per_page=100):
+    try:
+        page = int(query.get("page", 0))
+        per_page = int(query.get("per_page", default_per_page))
+    except ValueError:
+        raise ApplianceError(400, VALIDATION_CLASS, 22,
+                             "page and per_page must be numbers") from None
+    if page < 0 or per_page <= 0:
+        raise ApplianceError(400, VALIDATION_CLASS, 22,
+                             "page and per_page must be positive")
+    entries = records[page * per_page:(page + 1) * per_page]
+    return {"results": len(records), "entries": entries}
+
+
+class RestApi:
+    """Serves the pools of a state directory."""
+
+    def __init__(self, state_dir, pools, pool_size):
+        self.stores = {pool: StateStore(state_dir, pool, pool_size)
+                       for pool in pools}
+
+    def _store(self, pool):
+        try:
+            return self.stores[pool]
+        except KeyError:
+            raise ApplianceError(404, NOT_FOUND_CLASS, ERRNO_NOT_FOUND,
+                                 f"Pool {pool} not found.") from None
+
+    def read(self, pool):
+        return self._store(pool).read()
+
+    def write(self, pool):
+        return self._store(pool).transaction()
+
+    def handle(self, method, raw_path, body):
+        """Answer one request: ``(status, envelope or None)``."""
+        path_, _, query_string = raw_path.partition("?")
+        query = {k: v[-1] for k, v in parse_qs(query_string).items()}
+        for route_method, regex, func in _ROUTES:
+            match = regex.match(path_)
+            if match and route_method == method:
+                params = {k: unquote(v) for k, v in match.groupdict().items()}
+                try:
+                    status, data = func(self, body=body, query=query,
+                                        **params)
+                except ApplianceError as error:
+                    return error.status, {"data": None,
+                                          "error": error.envelope()}
+                if status == 204:
+                    return 204, None
+                return status, {"data": data, "error": None}
+        known_path = any(regex.match(path_) for _, regex, _ in _ROUTES)
+        status = 405 if known_path else 404
+        return status, {"data": None, "error": {
+            "class": "werkzeug.exceptions.NotFound" if status == 404
+            else "werkzeug.exceptions.MethodNotAllowed",
+            "errno": None, "message": f"{method} {path_}: no such endpoint"}}
+
+
+# pools ---------------------------------------------------------------------
+@route("GET", "/pools")
+def _pools(api, body, query):
+    records = []
+    for pool in api.stores:
+        with api.read(pool) as model:
+            records.append(model.pool_record())
+    return 200, records
+
+
+@route("GET", "/pools/{pool}")
+def _pool(api, body, query, pool):
+    with api.read(pool) as model:
+        return 200, model.pool_record()
+
+
+@route("GET", "/pools/{pool}/vips")
+def _vips(api, body, query, pool):
+    api._store(pool)
+    return 200, []
+
+
+@route("GET", "/network/interfaces")
+def _interfaces(api, body, query):
+    return 200, [{"name": "lo", "addresses": ["127.0.0.1"]}]
+
+
+# volumes -------------------------------------------------------------------
+@route("GET", "/pools/{pool}/volumes")
+def _volumes(api, body, query, pool):
+    with api.read(pool) as model:
+        return 200, _page(model.volume_records(), query)
+
+
+@route("POST", "/pools/{pool}/volumes")
+def _create_volume(api, body, query, pool):
+    name, size = _need(body, "name", "size")
+    with api.write(pool) as model:
+        model.create_volume(name, size, bool(body.get("sparse", False)),
+                            body.get("blocksize") or "16K")
+        return 201, model.volume_record(name)
+
+
+@route("GET", "/pools/{pool}/volumes/snapshots")
+def _all_snapshots(api, body, query, pool):
+    with api.read(pool) as model:
+        records = []
+        for volume in model.volumes:
+            for record in model.snapshot_records(volume):
+                record["volume"] = volume
+                records.append(record)
+        return 200, _page(records, query)
+
+
+@route("GET", "/pools/{pool}/volumes/{volume}")
+def _volume(api, body, query, pool, volume):
+    with api.read(pool) as model:
+        return 200, model.volume_record(volume)
+
+
+@route("PUT", "/pools/{pool}/volumes/{volume}")
+def _update_volume(api, body, query, pool, volume):
+    _need(body)
+    with api.write(pool) as model:
+        if "size" in body:
+            model.resize_volume(volume, body["size"])
+        if "name" in body and body["name"] != volume:
+            model.rename_volume(volume, body["name"])
+            volume = body["name"]
+        return 201, model.volume_record(volume)
+
+
+@route("PUT", "/pools/{pool}/volumes/{volume}/properties")
+def _volume_property(api, body, query, pool, volume):
+    name, value = _need(body, "property_name", "property_value")
+    with api.write(pool) as model:
+        model.set_volume_property(volume, name, value)
+        return 201, model.volume_record(volume)
+
+
+@route("DELETE", "/pools/{pool}/volumes/{volume}")
+def _delete_volume(api, body, query, pool, volume):
+    recursive = bool((body or {}).get("recursively_children"))
+    with api.write(pool) as model:
+        model.delete_volume(volume, recursively_children=recursive)
+    return 204, None
+
+
+# snapshots and clones ------------------------------------------------------
+@route("GET", "/pools/{pool}/volumes/{volume}/snapshots")
+def _snapshots(api, body, query, pool, volume):
+    with api.read(pool) as model:
+        return 200, _page(model.snapshot_records(volume), query)
+
+
+@route("POST", "/pools/{pool}/volumes/{volume}/snapshots")
+def _create_snapshot(api, body, query, pool, volume):
+    (name,) = _need(body, "snapshot_name")
+    with api.write(pool) as model:
+        model.create_snapshot(volume, name)
+        return 201, model.snapshot_record(volume, name)
+
+
+@route("GET", "/pools/{pool}/volumes/{volume}/snapshots/{snap}")
+def _snapshot(api, body, query, pool, volume, snap):
+    with api.read(pool) as model:
+        return 200, model.snapshot_record(volume, snap)
+
+
+@route("DELETE", "/pools/{pool}/volumes/{volume}/snapshots/{snap}")
+def _delete_snapshot(api, body, query, pool, volume, snap):
+    with api.write(pool) as model:
+        model.delete_snapshot(volume, snap)
+    return 204, None
+
+
+@route("GET", "/pools/{pool}/volumes/{volume}/snapshots/{snap}/clones")
+def _snapshot_clones(api, body, query, pool, volume, snap):
+    with api.read(pool) as model:
+        model.snapshot_record(volume, snap)
+        return 200, [{"name": c, "full_name": f"{pool}/{c}",
+                      "is_clone": True}
+                     for c in model._clones_of(volume, snap)]
+
+
+@route("GET", "/pools/{pool}/volumes/{volume}/snapshots/{snap}/rollback")
+def _rollback_check(api, body, query, pool, volume, snap):
+    with api.read(pool) as model:
+        return 200, model.rollback_record(volume, snap)
+
+
+@route("POST", "/pools/{pool}/volumes/{volume}/snapshots/{snap}/rollback")
+def _rollback(api, body, query, pool, volume, snap):
+    with api.write(pool) as model:
+        model.rollback(volume, snap)
+    return 200, {}
+
+
+@route("POST", "/pools/{pool}/volumes/{volume}/clone")
+def _clone(api, body, query, pool, volume):
+    name, snap = _need(body, "name", "snapshot")
+    with api.write(pool) as model:
+        model.clone(volume, snap, name, bool(body.get("sparse", True)),
+                    bool(body.get("readonly", False)))
+        return 201, model.volume_record(name)
+
+
+# iSCSI targets -------------------------------------------------------------
+TARGETS = "/pools/{pool}/san/iscsi/targets"
+
+
+@route("GET", TARGETS)
+def _targets(api, body, query, pool):
+    with api.read(pool) as model:
+        return 200, _page(model.target_records(), query, 25)
+
+
+@route("POST", TARGETS)
+def _create_target(api, body, query, pool):
+    (name,) = _need(body, "name")
+    with api.write(pool) as model:
+        model.create_target(name, body.get("active", True),
+                            body.get("incoming_users_active", False),
+                            body.get("allow_ip"), body.get("deny_ip"))
+        return 201, model.target_record(name)
+
+
+@route("GET", TARGETS + "/{iqn}")
+def _target(api, body, query, pool, iqn):
+    with api.read(pool) as model:
+        return 200, model.target_record(iqn)
+
+
+@route("PUT", TARGETS + "/{iqn}")
+def _update_target(api, body, query, pool, iqn):
+    _need(body)
+    with api.write(pool) as model:
+        target = model._target(iqn)
+        for key, field in (("active", "active"),
+                           ("incoming_users_active", "chap"),
+                           ("allow_ip", "allow_ip"), ("deny_ip", "deny_ip")):
+            if key in body:
+                target[field] = body[key]
+        return 201, model.target_record(iqn)
+
+
+@route("DELETE", TARGETS + "/{iqn}")
+def _delete_target(api, body, query, pool, iqn):
+    with api.write(pool) as model:
+        model.delete_target(iqn)
+    return 204, None
+
+
+@route("GET", TARGETS + "/{iqn}/luns")
+def _luns(api, body, query, pool, iqn):
+    with api.read(pool) as model:
+        return 200, model.lun_records(iqn)
+
+
+@route("POST", TARGETS + "/{iqn}/luns")
+def _add_lun(api, body, query, pool, iqn):
+    (name,) = _need(body, "name")
+    with api.write(pool) as model:
+        model.add_lun(iqn, name, body.get("lun", 0), body.get("mode", "wt"))
+        return 201, {"name": name, "lun": model._target(iqn)["luns"][name]}
+
+
+@route("GET", TARGETS + "/{iqn}/luns/{volume}")
+def _lun(api, body, query, pool, iqn, volume):
+    with api.read(pool) as model:
+        for record in model.lun_records(iqn):
+            if record["name"] == volume:
+                return 200, record
+        raise ApplianceError(404, NOT_FOUND_CLASS, ERRNO_NOT_FOUND,
+                             f"Lun {volume} not found in target {iqn}.")
+
+
+@route("DELETE", TARGETS + "/{iqn}/luns/{volume}")
+def _delete_lun(api, body, query, pool, iqn, volume):
+    with api.write(pool) as model:
+        model.delete_lun(iqn, volume)
+    return 204, None
+
+
+@route("GET", TARGETS + "/{iqn}/incoming-users")
+def _users(api, body, query, pool, iqn):
+    with api.read(pool) as model:
+        return 200, [{"name": u["name"]} for u in model.user_records(iqn)]
+
+
+@route("POST", TARGETS + "/{iqn}/incoming-users")
+def _add_user(api, body, query, pool, iqn):
+    name, password = _need(body, "name", "password")
+    with api.write(pool) as model:
+        model.add_user(iqn, name, password)
+    return 201, {"name": name}
+
+
+@route("DELETE", TARGETS + "/{iqn}/incoming-users/{user}")
+def _delete_user(api, body, query, pool, iqn, user):
+    with api.write(pool) as model:
+        model.delete_user(iqn, user)
+    return 204, None
+
+
+@route("GET", TARGETS + "/{iqn}/sessions")
+def _sessions(api, body, query, pool, iqn):
+    with api.read(pool) as model:
+        model.target_record(iqn)
+    return 200, []
+
+
+@route("GET", "/san/iscsi/luns")
+def _lun_owners(api, body, query):
+    where = query.get("where", "")
+    if not where.startswith("name=="):
+        raise ApplianceError(400, VALIDATION_CLASS, 22,
+                             "where must be name==<volume>")
+    volume = where[len("name=="):]
+    owners = []
+    for pool in api.stores:
+        with api.read(pool) as model:
+            owners += [{"name": volume, "target": o["name"], "lun": o["lun"],
+                        "pool": pool} for o in model.lun_owner(volume)]
+    return 200, owners
+
+
+# NAS volumes and shares ----------------------------------------------------
+@route("GET", "/pools/{pool}/nas-volumes")
+def _nas_volumes(api, body, query, pool):
+    with api.read(pool) as model:
+        return 200, _page(model.nas_volume_records(), query)
+
+
+@route("POST", "/pools/{pool}/nas-volumes")
+def _create_nas_volume(api, body, query, pool):
+    name, quota = _need(body, "name", "quota")
+    with api.write(pool) as model:
+        model.create_nas_volume(name, quota, body.get("reservation", 0))
+        return 201, model.nas_volume_record(name)
+
+
+@route("GET", "/pools/{pool}/nas-volumes/{name}")
+def _nas_volume(api, body, query, pool, name):
+    with api.read(pool) as model:
+        return 200, model.nas_volume_record(name)
+
+
+@route("PUT", "/pools/{pool}/nas-volumes/{name}")
+def _update_nas_volume(api, body, query, pool, name):
+    (quota,) = _need(body, "quota")
+    with api.write(pool) as model:
+        model.resize_nas_volume(name, quota)
+        return 201, model.nas_volume_record(name)
+
+
+@route("DELETE", "/pools/{pool}/nas-volumes/{name}")
+def _delete_nas_volume(api, body, query, pool, name):
+    with api.write(pool) as model:
+        model.delete_nas_volume(name)
+    return 204, None
+
+
+def _share_pool(api, share_path):
+    pool = str(share_path).partition("/")[0]
+    return pool if pool in api.stores else next(iter(api.stores))
+
+
+@route("GET", "/shares")
+def _shares(api, body, query):
+    records = []
+    for pool in api.stores:
+        with api.read(pool) as model:
+            records += model.share_records()
+    return 200, _page(records, query)
+
+
+@route("POST", "/shares")
+def _create_share(api, body, query):
+    name, share_path = _need(body, "name", "path")
+    pool = _share_pool(api, share_path)
+    for other in api.stores:
+        with api.read(other) as model:
+            if name in model.shares:
+                raise ApplianceError(409, "opene.exceptions."
+                                     "ItemConflictError", ERRNO_NOT_FOUND,
+                                     f"Share {name} already exists.")
+    with api.write(pool) as model:
+        model.create_share(name, share_path, body.get("active", True),
+                           body.get("nfs"))
+        return 201, model.share_record(name)
+
+
+def _find_share(api, name):
+    for pool in api.stores:
+        with api.read(pool) as model:
+            if name in model.shares:
+                return pool
+    raise ApplianceError(404, NOT_FOUND_CLASS, ERRNO_NOT_FOUND,
+                         f"Share {name} not exists.")
+
+
+@route("GET", "/shares/{name}")
+def _share(api, body, query, name):
+    with api.read(_find_share(api, name)) as model:
+        return 200, model.share_record(name)
+
+
+@route("DELETE", "/shares/{name}")
+def _delete_share(api, body, query, name):
+    with api.write(_find_share(api, name)) as model:
+        model.delete_share(name)
+    return 204, None

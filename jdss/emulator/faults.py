@@ -1,0 +1,103 @@
+"""Fault injection for the emulator, switchable while it runs.
+
+The plan is a JSON file (by default ``faults.json`` in the state
+directory), re-read whenever it changes::
+
+    {"rules": [{"action": "error", "listen": "127.0.0.2:8443",
+                "method": "GET", "path": "/volumes", "count": 3,
+                "status": 500, "seconds": 2.0}]}
+
+``action`` is one of:
+
+* ``drop``: close the connection without answering;
+* ``drop_after``: carry the request out, then close without answering;
+* ``error``: answer ``status`` (default 500) with a body that is not JSON;
+* ``delay``: wait ``seconds``, then answer normally;
+* ``empty``: answer a GET with ``200 {"data": null, "error": null}``;
+* ``refuse``: stop listening on ``listen`` (connections are refused).
+
+``listen`` (``ADDR:PORT``), ``method`` and ``path`` (a regular expression
+searched in the request path) narrow a rule; missing means any. ``count``
+limits how many requests a rule hits (default: all).
+"""
+
+import json
+import logging
+import os
+import re
+import threading
+
+LOG = logging.getLogger(__name__)
+ACTIONS = ("drop", "drop_after", "error", "delay", "empty", "refuse")
+
+
+class Rule:
+    def __init__(self, spec):
+        self.action = spec.get("action")
+        if self.action not in ACTIONS:
+            raise ValueError(f"unknown fault action {self.action!r}")
+        self.listen = spec.get("listen", "*")
+        self.method = spec.get("method", "*").upper()
+        self.path = re.compile(spec.get("path", ""))
+        self.count = spec.get("count")
+        self.status = int(spec.get("status", 500))
+        self.seconds = float(spec.get("seconds", 1.0))
+
+    def matches_listener(self, listen):
+        return self.listen in ("*", listen)
+
+    def matches(self, listen, method, path):
+        return (self.matches_listener(listen)
+                and self.method in ("*", method)
+                and bool(self.path.search(path))
+                and (self.count is None or self.count > 0))
+
+
+class FaultPlan:
+    """The current fault rules, reloaded when the control file changes."""
+
+    def __init__(self, control_path):
+        self.control_path = control_path
+        self._stamp = None
+        self._rules = []
+        self._lock = threading.Lock()
+
+    def _reload(self):
+        try:
+            info = os.stat(self.control_path)
+            stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
+        except FileNotFoundError:
+            stamp = None
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        rules = []
+        if stamp is not None:
+            try:
+                with open(self.control_path, encoding="utf-8") as handle:
+                    rules = [Rule(r) for r in json.load(handle)["rules"]]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                LOG.error("ignoring fault plan %s: %s", self.control_path,
+                          exc)
+                rules = []
+        self._rules = rules
+
+    def take(self, listen, method, path):
+        """The rule this request hits (its count is used up), or None."""
+        with self._lock:
+            self._reload()
+            for rule in self._rules:
+                if rule.action != "refuse" and rule.matches(listen, method,
+                                                            path):
+                    if rule.count is not None:
+                        rule.count -= 1
+                    return rule
+        return None
+
+    def refused(self, listen):
+        """Whether ``listen`` must not accept connections now."""
+        with self._lock:
+            self._reload()
+            return any(rule.action == "refuse" and
+                       rule.matches_listener(listen)
+                       for rule in self._rules)

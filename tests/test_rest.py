@@ -1,0 +1,251 @@
+"""The joviandss backend against a real emulator process over the network."""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from jdss import config as jconfig
+from jdss import drivers, errors
+from jdss.storage import Storage
+from tests.conftest import jdss_command, write_config
+from tests.emulator import PASSWORD, Emulator, free_port
+
+
+def storage_for(tmp_path, **values):
+    path = write_config(tmp_path / "rest.yaml", **values)
+    cfg = jconfig.load(str(path))
+    return Storage(cfg, drivers.load_backend(cfg))
+
+
+@pytest.fixture
+def pair(tmp_path, tls_cert):
+    """One emulator listening on both 127.0.0.2 and 127.0.0.3."""
+    running = Emulator(str(tmp_path), *tls_cert,
+                       listens=["127.0.0.2", "127.0.0.3"])
+    yield running
+    running.stop()
+
+
+def paths(emulator, listen=None):
+    return [(l, m, p, s) for l, m, p, s in emulator.requests()
+            if listen is None or l.startswith(listen)]
+
+
+def test_pool_show_is_one_request(emulator, tmp_path):
+    storage = storage_for(tmp_path, **emulator.config())
+    assert storage.pool()["name"] == "Pool-0"
+    assert [(m, p) for _, m, p, _ in emulator.requests()] == \
+        [("GET", "/api/v4/pools/Pool-0")]
+
+
+def test_unknown_pool_is_not_found(emulator, tmp_path):
+    storage = storage_for(tmp_path, **emulator.config(pool="Nope"))
+    with pytest.raises(errors.NotFound, match="Pool Nope"):
+        storage.pool()
+
+
+def test_wrong_password_is_an_auth_error(emulator, tmp_path):
+    wrong = tmp_path / "wrong.pw"
+    wrong.write_text("not-the-password\n")
+    wrong.chmod(0o600)
+    storage = storage_for(tmp_path, **emulator.config(
+        rest_api_password_file=str(wrong)))
+    with pytest.raises(errors.AuthFailed) as info:
+        storage.pool()
+    assert "refused the login" in str(info.value)
+    assert "not-the-password" not in str(info.value)
+    assert len(emulator.requests()) == 1          # no retries on 401
+
+
+def test_wrong_ca_fails_clearly_and_fast(emulator, tmp_path):
+    from jdss.emulator.server import make_self_signed
+    other = tmp_path / "other"
+    other.mkdir()
+    other_cert, _ = make_self_signed(str(other), ["127.0.0.1:1"])
+    storage = storage_for(tmp_path, **emulator.config(
+        driver_ssl_cert_path=other_cert))
+    started = time.monotonic()
+    with pytest.raises(errors.TlsError) as info:
+        storage.pool()
+    assert time.monotonic() - started < 3
+    assert "certificate verify failed" in str(info.value)
+    assert "driver_ssl_cert_path" in str(info.value)
+
+
+def test_default_verification_rejects_self_signed(emulator, tmp_path):
+    values = emulator.config()
+    del values["driver_ssl_cert_path"]
+    with pytest.raises(errors.TlsError):
+        storage_for(tmp_path, **values).pool()
+
+
+def test_verification_off_works(emulator, tmp_path):
+    values = emulator.config(driver_ssl_cert_verify=False)
+    del values["driver_ssl_cert_path"]
+    assert storage_for(tmp_path, **values).pool()["name"] == "Pool-0"
+
+
+def test_environment_cannot_redirect_or_reverify(emulator, tmp_path,
+                                                 monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/bundle.pem")
+    values = emulator.config(driver_ssl_cert_verify=False)
+    del values["driver_ssl_cert_path"]
+    assert storage_for(tmp_path, **values).pool()["name"] == "Pool-0"
+
+
+def test_plain_http(tmp_path):
+    running = Emulator(str(tmp_path), plain_http=True)
+    try:
+        storage = storage_for(tmp_path, **running.config())
+        storage.create_volume("v", "1G")
+        assert [v["name"] for v in storage.list_volumes()] == ["v"]
+    finally:
+        running.stop()
+
+
+def test_failover_to_second_address_and_stay(pair, tmp_path):
+    pair.faults({"action": "refuse", "listen": f"127.0.0.2:{pair.port}"})
+    storage = storage_for(tmp_path, **pair.config())
+    storage.create_volume("v", "1G")
+    client = storage.backend.client
+    assert client.addresses[client.current] == "127.0.0.3"
+    sent = client.requests_sent
+    storage.volume("v")
+    storage.list_volumes()
+    assert client.requests_sent == sent + 2      # no detour via .2 again
+    assert all(listen.startswith("127.0.0.3")
+               for listen, _, _, _ in pair.requests())
+
+
+def test_flapping_address(pair, tmp_path):
+    storage = storage_for(tmp_path, **pair.config())
+    storage.create_volume("v", "1G")
+    for round_ in range(3):
+        refused = "127.0.0.2" if round_ % 2 == 0 else "127.0.0.3"
+        pair.faults({"action": "refuse", "listen": f"{refused}:{pair.port}"})
+        storage.create_snapshot("v", f"s{round_}")
+    pair.faults()
+    assert [s["name"] for s in storage.list_snapshots("v")] == \
+        ["s0", "s1", "s2"]
+
+
+@pytest.mark.parametrize("rule", [
+    {"action": "error", "status": 500},
+    {"action": "error", "status": 503},
+    {"action": "empty", "method": "GET"},
+    {"action": "drop"},
+])
+def test_bad_answers_fail_over(pair, tmp_path, rule):
+    pair.faults(dict(rule, listen=f"127.0.0.2:{pair.port}"))
+    storage = storage_for(tmp_path, **pair.config())
+    assert storage.pool()["name"] == "Pool-0"
+    listens = [listen.split(":")[0] for listen, _, _, _ in pair.requests()]
+    assert listens == ["127.0.0.2", "127.0.0.3"]
+
+
+def test_transient_empty_answer_is_retried_on_one_address(emulator,
+                                                          tmp_path):
+    emulator.faults({"action": "empty", "method": "GET", "count": 1})
+    storage = storage_for(tmp_path, **emulator.config())
+    assert storage.pool()["name"] == "Pool-0"
+    assert [s for _, _, _, s in emulator.requests()] == ["200-empty", "200"]
+
+
+def test_slow_address_is_left_for_the_next(pair, tmp_path):
+    pair.faults({"action": "delay", "seconds": 3,
+                 "listen": f"127.0.0.2:{pair.port}"})
+    storage = storage_for(tmp_path, **pair.config(rest_api_read_timeout=0.5))
+    started = time.monotonic()
+    assert storage.pool()["name"] == "Pool-0"
+    assert time.monotonic() - started < 2.5
+
+
+def test_dead_appliance_fails_within_deadline(tmp_path):
+    port = free_port(["127.0.0.2", "127.0.0.3"])
+    storage = storage_for(tmp_path, backend="joviandss",
+                          rest_api_addresses=["127.0.0.2", "127.0.0.3"],
+                          rest_api_port=port, rest_api_deadline=2,
+                          driver_ssl_cert_verify=False)
+    started = time.monotonic()
+    with pytest.raises(errors.Unreachable) as info:
+        storage.pool()
+    elapsed = time.monotonic() - started
+    assert 1 <= elapsed < 4
+    assert "127.0.0.2: connection refused" in str(info.value)
+    assert "127.0.0.3: connection refused" in str(info.value)
+
+
+def test_create_dropped_after_apply_is_not_repeated(emulator, tmp_path):
+    emulator.faults({"action": "drop_after", "method": "POST",
+                     "path": "/volumes$", "count": 1})
+    storage = storage_for(tmp_path, **emulator.config())
+    view = storage.create_volume("vm-100-disk-0", "1G")
+    assert view["name"] == "vm-100-disk-0"
+    posts = [(p, s) for _, m, p, s in emulator.requests() if m == "POST"]
+    assert posts == [("/api/v4/pools/Pool-0/volumes", "201-dropped")]
+    assert [v["name"] for v in storage.list_volumes()] == ["vm-100-disk-0"]
+
+
+def test_create_dropped_before_apply_is_sent_again(emulator, tmp_path):
+    emulator.faults({"action": "drop", "method": "POST",
+                     "path": "/snapshots$", "count": 1})
+    storage = storage_for(tmp_path, **emulator.config())
+    storage.create_volume("v", "1G")
+    storage.create_snapshot("v", "s1")
+    posts = [s for _, m, p, s in emulator.requests()
+             if m == "POST" and p.endswith("/snapshots")]
+    assert posts == ["drop", "201"]
+    assert [s["name"] for s in storage.list_snapshots("v")] == ["s1"]
+
+
+def test_unexpected_bodies_never_crash(emulator, tmp_path):
+    emulator.faults({"action": "error", "status": 502})
+    storage = storage_for(tmp_path, **emulator.config(rest_api_deadline=1))
+    with pytest.raises(errors.Unreachable, match="HTTP 502"):
+        storage.pool()
+
+
+def test_cli_over_rest_and_no_password_anywhere(emulator, tmp_path):
+    logfile = tmp_path / "jdss.log"
+    config = write_config(tmp_path / "cli.yaml", **emulator.config(
+        loglevel="debug", logfile=str(logfile)))
+    config.chmod(0o600)
+
+    def run(*args):
+        return subprocess.run([jdss_command(), "-c", str(config)]
+                              + list(args), capture_output=True, text=True,
+                              timeout=60)
+
+    created = run("volume", "create", "vm-100-disk-0", "--size", "1G", "-f",
+                  "json")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["appliance_name"] == "v_vm-100-disk-0"
+    missing = run("--debug", "volume", "show", "nope")
+    assert missing.returncode == errors.NotFound.exit_code
+    emulator.faults({"action": "drop"})
+    down = run("-vv", "pool", "show")
+    assert down.returncode == errors.Unreachable.exit_code
+    texts = [created.stdout, created.stderr, missing.stderr, down.stderr,
+             logfile.read_text()]
+    assert not any(PASSWORD in text for text in texts)
+    with open(f"/proc/{emulator.process.pid}/cmdline", "rb") as handle:
+        assert PASSWORD.encode() not in handle.read()
+
+
+def test_emulator_refuses_missing_auth(emulator):
+    import requests
+    answer = requests.get(f"https://127.0.0.1:{emulator.port}/api/v4/pools",
+                          verify=emulator.cert, timeout=5)
+    assert answer.status_code == 401
+    assert answer.text == "401 unauthorized"
+
+
+def test_emulator_stops_on_sigterm(tmp_path, tls_cert):
+    running = Emulator(str(tmp_path), *tls_cert)
+    running.stop()
+    assert running.process.returncode == 0
+    assert not os.path.exists(os.path.join(running.state_dir, "x"))
