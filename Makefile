@@ -5,7 +5,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 DRIVERS := $(wildcard drivers/*)
 
-.PHONY: all venv develop demo test clean
+# Real peers the tests drive: a userspace iSCSI target, QEMU's and
+# libiscsi's initiators, openssl for the emulator's certificates.
+SYSTEM_TOOLS := tgtd:tgt qemu-io:qemu-utils iscsi-ls:libiscsi-bin openssl:openssl
+SYSTEM_PACKAGES := tgt qemu-utils qemu-block-extra libiscsi-bin openssl
+
+.PHONY: all venv develop demo test system-deps clean
 
 all: develop
 
@@ -33,8 +38,21 @@ develop: $(VENV)/.develop
 demo: $(VENV)/.develop
 	@JDSS="$(VENV)/bin/jdss" examples/demo.sh
 
+# Debian packages the tests need (installed when missing and run as root).
+system-deps:
+	@missing=$$(for pair in $(SYSTEM_TOOLS); do \
+	  tool=$${pair%%:*}; command -v $$tool >/dev/null || [ -x /usr/sbin/$$tool ] \
+	  || echo $${pair#*:}; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing $(SYSTEM_PACKAGES)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	  else echo "tests that need $$missing will be skipped (run as root to install)"; fi; \
+	fi
+
 # The whole test suite.
-test: $(VENV)/.test
+test: system-deps $(VENV)/.test
 	$(PY) -m pytest
 
 clean:

@@ -33,6 +33,11 @@ class JdssApp(App):
         parser.add_argument(
             "--pool", metavar="POOL",
             help="JovianDSS pool (overrides 'pool' of the configuration)")
+        parser.add_argument(
+            "--set", metavar="KEY=VALUE", action="append", default=[],
+            dest="overrides",
+            help="override a configuration key (repeatable), e.g. "
+                 "--set multipath=true")
         parser.__class__ = _GlobalOptionParser
         return parser
 
@@ -56,8 +61,11 @@ class JdssApp(App):
         if self._storage is None:
             from jdss import config, drivers
             from jdss.storage import Storage
-            cfg = config.load(self.options.config,
-                              overrides={"pool": self.options.pool})
+            overrides = dict(config.parse_assignment(text)
+                             for text in self.options.overrides)
+            if self.options.pool:
+                overrides["pool"] = self.options.pool
+            cfg = config.load(self.options.config, overrides=overrides)
             log.add_secrets(cfg.secrets())
             log.enable_file_logging(cfg)
             self._storage = Storage(cfg, drivers.load_backend(cfg))

@@ -124,6 +124,29 @@ def _seconds(value):
     return seconds
 
 
+def _transport(value):
+    text = _str(value)
+    if not re.match(r"^[a-z][a-z0-9_-]*$", text):
+        raise ValueError(f"{text!r} is not a transport name")
+    return text
+
+
+def _content_type(value):
+    text = _str(value).lower()
+    if text not in ("iscsi", "nfs"):
+        raise ValueError("expected iscsi or nfs")
+    return text
+
+
+def _portal(value):
+    text = _str(value)
+    host, sep, port = text.rpartition(":")
+    if not sep or not _HOST.match(host or "-") or not port.isdigit():
+        raise ValueError("expected ADDR:PORT")
+    _port(port)
+    return text
+
+
 def _path(value):
     return os.path.expanduser(_str(value))
 
@@ -183,6 +206,18 @@ OPTIONS = [
            "Key from which per-target CHAP passwords are derived; made on "
            "first use (mode 0600). Default: priv/jdss-<pool>.chap beside "
            "the config file"),
+    Option("multipath", _bool, False,
+           "Attach volumes through multipath, one path per address of "
+           "rest_api_addresses (storage.cfg: multipath 1)"),
+    Option("transport", _transport, None,
+           "Transport of volumes: iscsi, iscsi-direct (QEMU opens an "
+           "iscsi:// URL itself), multipath, or a driver registered under "
+           "jdss.transports. Default: multipath if multipath is on, else "
+           "iscsi"),
+    Option("content_volume_type", _content_type, "iscsi",
+           "Protocol of the content volume: iscsi or nfs"),
+    Option("attach_timeout", _seconds, 30.0,
+           "Seconds to wait for a device to appear after a login"),
     Option("loglevel", _log_level, None,
            "Log level of the log file: " + ", ".join(LOG_LEVELS)),
     Option("logfile", _path, None,
@@ -192,6 +227,9 @@ OPTIONS = [
            "$XDG_DATA_HOME/jdss/fake"),
     Option("fake_pool_size", _size, 1 << 40,
            "Capacity of a pool the fake backend creates"),
+    Option("fake_tgt_portal", _portal, None,
+           "ADDR:PORT of a tgtd (started if not running) through which the "
+           "fake backend serves its volumes as real iSCSI targets"),
 ]
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 ALIASES = {"iscsi_target_prefix": "target_prefix"}
@@ -265,13 +303,33 @@ def parse(raw, path="<config>", overrides=None):
             try:
                 values[name] = OPTIONS_BY_NAME[name].parse(value)
             except ValueError as exc:
-                raise ConfigError(f"--{name}: {exc}") from None
+                raise ConfigError(f"override {name}: {exc}") from None
     config = Config(values, path)
     _check_consistency(config, path)
     return config
 
 
+def parse_assignment(text):
+    """``(key, value)`` of a ``KEY=VALUE`` override; VALUE is YAML."""
+    key, sep, value = text.partition("=")
+    key = ALIASES.get(key.strip(), key.strip())
+    if not sep or key not in OPTIONS_BY_NAME:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE with a "
+                          "configuration key")
+    import yaml
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    if isinstance(parsed, (dict, list)) and key != "rest_api_addresses":
+        parsed = value
+    return key, parsed
+
+
 def _check_consistency(config, path):
+    if config.transport == "iscsi-direct" and config.multipath:
+        raise ConfigError(f"{path}: transport iscsi-direct cannot be used "
+                          "with multipath; choose one")
     if config.backend == "joviandss" and not config.rest_api_addresses:
         raise ConfigError(f"{path}: rest_api_addresses: required by the "
                           "joviandss backend (a list of appliance addresses)")

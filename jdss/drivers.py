@@ -36,6 +36,22 @@ def load_backend(config):
     return load_driver_class(BACKENDS, config.backend, Backend)(config)
 
 
+def transport_name(config, content=False):
+    """Name of the transport the configuration chooses."""
+    if content and config.content_volume_type == "nfs":
+        return "nfs"
+    if config.transport:
+        return config.transport
+    return "multipath" if config.multipath else "iscsi"
+
+
+def load_transport(config, content=False):
+    """The transport the configuration chooses, constructed."""
+    from jdss.transport import Transport
+    name = transport_name(config, content)
+    return load_driver_class(TRANSPORTS, name, Transport)(config)
+
+
 def available(namespace):
     """Names registered under ``namespace``, without importing them."""
     from importlib.metadata import entry_points

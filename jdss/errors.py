@@ -88,6 +88,13 @@ class BackendError(JdssError):
     exit_code = 11
 
 
+class AttachFailed(JdssError):
+    """Attaching or detaching on this node failed (login, device, mount)."""
+
+    exit_code = 12
+
+
 EXIT_CODES = {cls.__name__: cls.exit_code for cls in (
     JdssError, InvalidInput, ConfigError, NotFound, AlreadyExists, Busy,
-    NoSpace, RollbackBlocked, Unreachable, AuthFailed, BackendError)}
+    NoSpace, RollbackBlocked, Unreachable, AuthFailed, BackendError,
+    AttachFailed)}

@@ -138,8 +138,9 @@ def target_suffix(name):
     """The part of the IQN after the prefix for Proxmox volume ``name``.
 
     IQNs allow only lowercase letters, digits, ``.``, ``-`` and ``:``; names
-    that fit are used as they are, others as lowercase base32.
+    of lowercase letters, digits, ``.`` and ``-`` are used as they are,
+    others as ``vh:`` and lowercase base32 (the ``:`` keeps the two apart).
     """
     if _IQN_SAFE.match(name):
         return name
-    return "vh-" + base64.b32encode(name.encode()).decode().rstrip("=").lower()
+    return "vh:" + base64.b32encode(name.encode()).decode().rstrip("=").lower()

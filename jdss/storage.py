@@ -15,7 +15,6 @@ LOG = logging.getLogger(__name__)
 BLOCK_BYTES = {"16K": 16 << 10, "32K": 32 << 10, "64K": 64 << 10,
                "128K": 128 << 10, "256K": 256 << 10, "512K": 512 << 10,
                "1M": 1 << 20}
-EXPORT_LUN = 0
 
 
 class Storage:
@@ -289,10 +288,7 @@ class Storage:
 
     def _export_view(self, name, target, aname):
         view = {"name": name, "target": target.name,
-                "lun": target.luns[aname],
-                "portals": [f"{address}:{self.config.target_port}"
-                            for address in self.config.rest_api_addresses
-                            or ("127.0.0.1",)],
+                "lun": target.luns[aname], "portals": self._portals(),
                 "chap_user": None, "chap_password": None}
         if target.chap and target.users:
             user = self.config.chap_user
@@ -320,10 +316,14 @@ class Storage:
     def create_target(self, name):
         """Export ``name``; an existing export is kept and returned."""
         info = self._get_volume(name)
-        target = self.backend.find_volume_target(info.name)
+        target, _ = self._ensure_export(info.name, self.iqn(name))
+        return self._export_view(name, target, info.name)
+
+    def _ensure_export(self, aname, iqn):
+        """``(target, created)``: the export of ``aname``, made if needed."""
+        target = self.backend.find_volume_target(aname)
         if target is not None:
-            return self._export_view(name, target, info.name)
-        iqn = self.iqn(name)
+            return target, False
         chap_on = self.config.chap_enabled
         created = False
         try:
@@ -335,7 +335,7 @@ class Storage:
                 if existing.luns:
                     raise errors.Busy(f"target {iqn} exists and exports "
                                       "another volume") from None
-            self.backend.add_lun(iqn, info.name, EXPORT_LUN)
+            self.backend.add_lun(iqn, aname, self.backend.export_lun)
             if chap_on:
                 self.backend.add_chap_user(iqn, self.config.chap_user,
                                            self._chap_password(iqn))
@@ -343,8 +343,7 @@ class Storage:
             if created:
                 self._undo_target(iqn)
             raise
-        return self._export_view(name, self.backend.get_target(iqn),
-                                 info.name)
+        return self.backend.get_target(iqn), created
 
     def _undo_target(self, iqn):
         try:
@@ -356,17 +355,116 @@ class Storage:
         """Stop exporting ``name``; nothing to do if it is not exported."""
         info = self._get_volume(name)
         target = self.backend.find_volume_target(info.name)
-        if target is None:
-            return
+        if target is not None:
+            self._remove_export(target, info.name)
+
+    def _remove_export(self, target, aname):
         try:
-            if set(target.luns) - {info.name}:
+            if set(target.luns) - {aname}:
                 # a target shared with other volumes (original plugin's
                 # target groups): remove only this volume's LUN
-                self.backend.delete_lun(target.name, info.name)
+                self.backend.delete_lun(target.name, aname)
             else:
                 self.backend.delete_target(target.name)
         except errors.NotFound:
             pass
+
+    # attaching on this node -----------------------------------------------
+    @staticmethod
+    def connection_properties(export):
+        """os-brick connection properties of an export view."""
+        portals = list(export["portals"])
+        properties = {
+            "target_portal": portals[0], "target_iqn": export["target"],
+            "target_lun": export["lun"], "target_portals": portals,
+            "target_iqns": [export["target"]] * len(portals),
+            "target_luns": [export["lun"]] * len(portals),
+            "volume_id": export["name"], "discard": True}
+        if export.get("chap_user"):
+            properties.update(auth_method="CHAP",
+                              auth_username=export["chap_user"],
+                              auth_password=export["chap_password"])
+        return properties
+
+    def _snapshot_source(self, name, snapshot):
+        naming.validate_snapshot_name(snapshot)
+        return (naming.snapshot_clone_name(name, snapshot),
+                self.iqn(f"{name}@{snapshot}"))
+
+    def attach_volume(self, name, transport, snapshot=None):
+        """Export ``name`` (or its ``snapshot``) and connect it here.
+
+        Returns ``{name, snapshot, path, transport, target, lun}``. What this
+        call created (clone, export) is removed again if a later step fails.
+        """
+        info = self._get_volume(name)
+        aname, iqn = info.name, self.iqn(name)
+        created_clone = False
+        if snapshot is not None:
+            aname, iqn = self._snapshot_source(name, snapshot)
+            created_clone = self._ensure_snapshot_clone(name, info.name,
+                                                        snapshot, aname)
+        try:
+            target, created_target = self._ensure_export(aname, iqn)
+            export = self._export_view(name, target, aname)
+            try:
+                path = transport.connect(self.connection_properties(export))
+            except Exception:
+                if created_target:
+                    self._undo_target(target.name)
+                raise
+        except Exception:
+            if created_clone:
+                self._drop_volume(aname)
+            raise
+        return {"name": name, "snapshot": snapshot, "path": path,
+                "transport": type(transport).__name__,
+                "target": export["target"], "lun": export["lun"]}
+
+    def _ensure_snapshot_clone(self, name, aname, snapshot, clone):
+        """Make the read-only clone exposing ``name@snapshot``; new?"""
+        try:
+            self.backend.clone_volume(aname, naming.snapshot_name(snapshot),
+                                      clone, sparse=True, readonly=True)
+            return True
+        except errors.AlreadyExists:
+            return False
+        except errors.NotFound:
+            raise errors.NotFound(f"snapshot {snapshot!r} of volume "
+                                  f"{name!r} not found") from None
+
+    def _drop_volume(self, aname):
+        try:
+            self.backend.delete_volume(aname)
+        except errors.NotFound:
+            pass
+        except errors.JdssError as exc:
+            LOG.warning("could not remove temporary volume %s: %s", aname,
+                        exc)
+
+    def detach_volume(self, name, transport, snapshot=None):
+        """Disconnect ``name`` here and remove its export; idempotent."""
+        naming.validate_volume_name(name)
+        aname, iqn = naming.to_appliance_volume(name), self.iqn(name)
+        if snapshot is not None:
+            aname, iqn = self._snapshot_source(name, snapshot)
+        target = self.backend.find_volume_target(aname)
+        if target is not None:
+            export = self._export_view(name, target, aname)
+        else:
+            export = {"name": name, "target": iqn,
+                      "lun": self.backend.export_lun,
+                      "portals": self._portals(), "chap_user": None}
+        transport.disconnect(self.connection_properties(export))
+        if target is not None:
+            self._remove_export(target, aname)
+        if snapshot is not None:
+            self._drop_volume(aname)
+
+    def _portals(self):
+        return [f"{address}:{self.config.target_port}"
+                for address in self.config.rest_api_addresses
+                or ("127.0.0.1",)]
 
     # NAS volumes and shares -----------------------------------------------
     def _nas_view(self, info):

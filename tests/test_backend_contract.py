@@ -235,7 +235,7 @@ def test_export_portals_follow_config(make_storage):
     storage.create_volume("Odd_Name", "1G")
     export = storage.create_target("Odd_Name")
     assert export["portals"] == ["127.0.0.1:3261", "127.0.0.2:3261"]
-    assert export["target"].startswith("iqn.2000-01.t:vh-")
+    assert export["target"].startswith("iqn.2000-01.t:vh:")
 
 
 def test_export_with_chap(make_storage, tmp_path):

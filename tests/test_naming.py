@@ -81,5 +81,6 @@ def test_bad_snapshot_names_are_refused(name):
 def test_target_suffix_is_a_valid_iqn_part():
     assert naming.target_suffix("vm-100-disk-0") == "vm-100-disk-0"
     odd = naming.target_suffix("VM_100")
-    assert odd.startswith("vh-") and odd == odd.lower()
+    assert odd.startswith("vh:") and odd == odd.lower()
+    assert naming.target_suffix("vh-abc") == "vh-abc"
     assert naming.target_suffix("VM_100") != naming.target_suffix("VM_101")

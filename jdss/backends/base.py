@@ -68,6 +68,9 @@ class ShareInfo:
 class Backend(abc.ABC):
     """A JovianDSS pool, as jdss needs it."""
 
+    #: LUN id a volume is exported as (JovianDSS: 0)
+    export_lun = 0
+
     def __init__(self, config):
         self.config = config
         self.pool = config.pool

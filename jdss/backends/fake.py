@@ -5,6 +5,8 @@ emulator serves over HTTPS, persisted in ``fake_state_dir``, and maps the
 model's appliance errors exactly as the REST backend maps the appliance's.
 """
 
+import contextlib
+import copy
 import functools
 
 from jdss.backends import appliance
@@ -24,12 +26,31 @@ def _translated(method):
 
 
 class FakeBackend(Backend):
-    """A pool of the embedded model."""
+    """A pool of the embedded model, optionally served through tgtd."""
 
     def __init__(self, config):
         super().__init__(config)
         self.store = StateStore(config.state_dir, config.pool,
                                 config.fake_pool_size)
+        self.tgt = None
+        if config.fake_tgt_portal:
+            from jdss.backends.tgt import TgtMirror
+            self.tgt = TgtMirror(config.fake_tgt_portal, config.state_dir,
+                                 config.pool)
+            self.export_lun = 1
+
+    @contextlib.contextmanager
+    def _change(self):
+        """A model transaction; then tgtd follows the committed targets."""
+        with self.store.transaction() as model:
+            yield model
+            targets = copy.deepcopy(model.targets)
+        if self.tgt is not None:
+            self.tgt.sync(targets)
+
+    def _data(self, operation, *args):
+        if self.tgt is not None:
+            getattr(self.tgt, operation)(*args)
 
     @_translated
     def get_pool(self):
@@ -48,23 +69,30 @@ class FakeBackend(Backend):
 
     @_translated
     def create_volume(self, name, size, sparse, block_size):
-        with self.store.transaction() as model:
+        with self._change() as model:
             model.create_volume(name, size, sparse, block_size)
+            self._data("create", name, int(size))
 
     @_translated
     def delete_volume(self, name, recursive=False):
-        with self.store.transaction() as model:
+        with self._change() as model:
+            snaps = list(model.volumes.get(name, {}).get("snapshots", ()))
             model.delete_volume(name, recursively_children=recursive)
+            for snap in [None] + snaps:
+                self._data("remove", name, snap)
 
     @_translated
     def resize_volume(self, name, size):
-        with self.store.transaction() as model:
+        with self._change() as model:
             model.resize_volume(name, size)
+            self._data("resize", name, int(size))
 
     @_translated
     def rename_volume(self, name, new_name):
-        with self.store.transaction() as model:
+        with self._change() as model:
             model.rename_volume(name, new_name)
+            self._data("rename", name, new_name,
+                       list(model.volumes[new_name]["snapshots"]))
 
     @_translated
     def list_snapshots(self, volume):
@@ -74,23 +102,35 @@ class FakeBackend(Backend):
 
     @_translated
     def create_snapshot(self, volume, snapshot):
-        with self.store.transaction() as model:
+        with self._change() as model:
             model.create_snapshot(volume, snapshot)
+            self._data("snapshot", volume, snapshot)
 
     @_translated
     def delete_snapshot(self, volume, snapshot):
-        with self.store.transaction() as model:
+        with self._change() as model:
             model.delete_snapshot(volume, snapshot)
+            self._data("remove", volume, snapshot)
 
     @_translated
     def rollback_snapshot(self, volume, snapshot):
-        with self.store.transaction() as model:
+        with self._change() as model:
+            before = set(model.volumes)
+            newer = model._newer(volume, snapshot) \
+                if volume in model.volumes else []
             model.rollback(volume, snapshot)
+            self._data("rollback", volume, snapshot)
+            for snap in newer:
+                self._data("remove", volume, snap)
+            for gone in before - set(model.volumes):
+                self._data("remove", gone)
 
     @_translated
     def clone_volume(self, source, snapshot, name, sparse, readonly=False):
-        with self.store.transaction() as model:
+        with self._change() as model:
             model.clone(source, snapshot, name, sparse, readonly)
+            self._data("clone", source, snapshot, name,
+                       model.volumes[name]["volsize"])
 
     @staticmethod
     def _target(model, iqn):
@@ -111,27 +151,27 @@ class FakeBackend(Backend):
 
     @_translated
     def create_target(self, iqn, chap):
-        with self.store.transaction() as model:
+        with self._change() as model:
             model.create_target(iqn, active=True, incoming_users_active=chap)
 
     @_translated
     def delete_target(self, iqn):
-        with self.store.transaction() as model:
+        with self._change() as model:
             model.delete_target(iqn)
 
     @_translated
     def add_lun(self, iqn, volume, lun):
-        with self.store.transaction() as model:
+        with self._change() as model:
             model.add_lun(iqn, volume, lun)
 
     @_translated
     def delete_lun(self, iqn, volume):
-        with self.store.transaction() as model:
+        with self._change() as model:
             model.delete_lun(iqn, volume)
 
     @_translated
     def add_chap_user(self, iqn, user, password):
-        with self.store.transaction() as model:
+        with self._change() as model:
             model.add_user(iqn, user, password)
 
     @_translated

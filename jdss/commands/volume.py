@@ -106,3 +106,40 @@ class CloneVolume(base.ShowOne):
         return self.record(self.storage.clone_volume(
             parsed_args.source, parsed_args.new_name, parsed_args.snapshot,
             parsed_args.thin))
+
+
+class AttachVolume(base.ShowOne):
+    """Attach a volume (or a snapshot, read-only) on this node.
+
+    Prints the path to use: a block device, a /dev/mapper device with
+    multipath, or an iscsi:// URL with the iscsi-direct transport.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", help="volume to attach")
+        parser.add_argument("--snapshot",
+                            help="attach this snapshot read-only instead")
+        return parser
+
+    def take_action(self, parsed_args):
+        from jdss import drivers
+        transport = drivers.load_transport(self.storage.config)
+        return self.record(self.storage.attach_volume(
+            parsed_args.name, transport, parsed_args.snapshot))
+
+
+class DetachVolume(base.Command):
+    """Detach a volume (or snapshot) from this node and remove its export."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", help="volume to detach")
+        parser.add_argument("--snapshot", help="detach this snapshot")
+        return parser
+
+    def take_action(self, parsed_args):
+        from jdss import drivers
+        transport = drivers.load_transport(self.storage.config)
+        self.storage.detach_volume(parsed_args.name, transport,
+                                   parsed_args.snapshot)

@@ -1,0 +1,3 @@
+"""iSCSI transports for jdss, registered under ``jdss.transports``."""
+
+__version__ = "0.1.0"

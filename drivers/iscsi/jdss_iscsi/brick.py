@@ -1,0 +1,39 @@
+"""Building os-brick connectors: imported only when a volume is attached."""
+
+import logging
+import os
+
+from jdss.errors import AttachFailed
+
+LOG = logging.getLogger(__name__)
+LOCK_DIR = "/run/lock/jdss"
+
+
+def scan_attempts(timeout):
+    """os-brick device scan attempts (exponential back-off) for a timeout."""
+    attempts, waited = 1, 0.0
+    while waited + 2 ** attempts <= timeout and attempts < 12:
+        waited += 2 ** attempts
+        attempts += 1
+    return attempts
+
+
+def make_connector(config, use_multipath, executor=None):
+    """An os-brick ISCSIConnector with ``executor`` running its commands."""
+    try:
+        import os_brick
+        from os_brick.initiator import connector
+        from oslo_concurrency import lockutils, processutils
+    except ImportError as exc:
+        raise AttachFailed(f"os-brick is not installed ({exc}); install "
+                           "python3-os-brick") from None
+    lock_dir = os.environ.get("OSLO_LOCK_PATH", LOCK_DIR)
+    os.makedirs(lock_dir, mode=0o700, exist_ok=True)
+    lockutils.set_defaults(lock_path=lock_dir)
+    if hasattr(os_brick, "setup"):
+        os_brick.setup()
+    return connector.InitiatorConnector.factory(
+        "ISCSI", root_helper=None,
+        execute=executor or processutils.execute,
+        use_multipath=use_multipath,
+        device_scan_attempts=scan_attempts(config.attach_timeout))

@@ -1,0 +1,34 @@
+"""The abstract transport interface: making a volume usable on this node.
+
+A transport turns connection properties into something QEMU or a mount can
+use: a block device path, an ``iscsi://`` URL, or a mounted directory.
+Block transports get the os-brick shape of properties::
+
+    {"target_portal": "ADDR:PORT", "target_iqn": IQN, "target_lun": N,
+     "target_portals": [...], "target_iqns": [...], "target_luns": [...],
+     "auth_method": "CHAP", "auth_username": U, "auth_password": P}
+
+the NFS transport gets ``{"export": "ADDR:/pool/volume", "exports": [...],
+"mountpoint": PATH}``. Both operations are idempotent, and a failed
+``connect`` leaves nothing behind on the node.
+"""
+
+import abc
+
+
+class Transport(abc.ABC):
+    """One way of attaching volumes, registered under jdss.transports."""
+
+    #: what ``connect`` returns: "block" device, "url" or "mount" point
+    kind = "block"
+
+    def __init__(self, config):
+        self.config = config
+
+    @abc.abstractmethod
+    def connect(self, properties):
+        """Attach; return the device path, URL or mount point."""
+
+    @abc.abstractmethod
+    def disconnect(self, properties):
+        """Detach what ``connect`` attached; nothing to do is fine."""
