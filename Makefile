@@ -7,7 +7,6 @@ DRIVERS := $(wildcard drivers/*)
 
 # Real peers the tests drive: a userspace iSCSI target, QEMU's and
 # libiscsi's initiators, openssl for the emulator's certificates.
-SYSTEM_TOOLS := tgtd:tgt qemu-io:qemu-utils iscsi-ls:libiscsi-bin openssl:openssl
 SYSTEM_PACKAGES := tgt qemu-utils qemu-block-extra libiscsi-bin openssl
 
 .PHONY: all venv develop demo test system-deps clean
@@ -40,9 +39,8 @@ demo: $(VENV)/.develop
 
 # Debian packages the tests need (installed when missing and run as root).
 system-deps:
-	@missing=$$(for pair in $(SYSTEM_TOOLS); do \
-	  tool=$${pair%%:*}; command -v $$tool >/dev/null || [ -x /usr/sbin/$$tool ] \
-	  || echo $${pair#*:}; done); \
+	@missing=$$(for package in $(SYSTEM_PACKAGES); do \
+	  dpkg -s $$package >/dev/null 2>&1 || echo $$package; done); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing $(SYSTEM_PACKAGES)"; \
