@@ -45,10 +45,10 @@ def transport_name(config, content=False):
     return "multipath" if config.multipath else "iscsi"
 
 
-def load_transport(config, content=False):
-    """The transport the configuration chooses, constructed."""
+def load_transport(config, content=False, name=None):
+    """Transport ``name``, or the one the configuration chooses, built."""
     from jdss.transport import Transport
-    name = transport_name(config, content)
+    name = name or transport_name(config, content)
     return load_driver_class(TRANSPORTS, name, Transport)(config)
 
 

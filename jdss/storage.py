@@ -456,8 +456,15 @@ class Storage:
                       "lun": self.backend.export_lun,
                       "portals": self._portals(), "chap_user": None}
         transport.disconnect(self.connection_properties(export))
-        if target is not None:
-            self._remove_export(target, aname)
+        if target is None:
+            return
+        others = self.backend.target_sessions(target.name)
+        if others:
+            # another node still uses it (live migration): keep the export
+            LOG.info("keeping export %s: still in use by %s", target.name,
+                     ", ".join(others))
+            return
+        self._remove_export(target, aname)
         if snapshot is not None:
             self._drop_volume(aname)
 
@@ -533,6 +540,23 @@ class Storage:
         if share is None:
             self.backend.create_share(name, f"{self.config.pool}/{name}")
         return self.share(name)
+
+    def attach_nas_volume(self, name, mountpoint, transport):
+        """Share NAS volume ``name`` (if not yet) and mount it here."""
+        share = self.create_share(name)
+        properties = {"export": share["exports"][0],
+                      "exports": share["exports"], "mountpoint": mountpoint}
+        path = transport.connect(properties)
+        return {"name": name, "path": path, "export": share["exports"][0],
+                "transport": type(transport).__name__}
+
+    def detach_nas_volume(self, name, mountpoint, transport):
+        """Unmount ``name`` here; the share stays for the other nodes."""
+        naming.validate_nas_volume_name(name)
+        exports = [f"{address}:/{self.config.pool}/{name}" for address in
+                   self.config.rest_api_addresses or ("127.0.0.1",)]
+        transport.disconnect({"export": exports[0], "exports": exports,
+                              "mountpoint": mountpoint})
 
     def delete_share(self, name):
         """Stop sharing ``name``; nothing to do if it is not shared."""

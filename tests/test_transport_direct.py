@@ -8,6 +8,7 @@ Proxmox VM would get, and qemu-io reads and writes blocks through it.
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -129,3 +130,29 @@ def test_attach_of_missing_snapshot_leaves_nothing(tgt_config):
     assert "snapshot 'nope'" in result.stderr
     shown = jdss(tgt_config, "target", "show", "vm-300-disk-0", check=False)
     assert shown.returncode == 4
+
+
+def test_detach_keeps_export_another_initiator_still_uses(tgt_config):
+    """Live migration: the source detaches while the target's QEMU reads."""
+    jdss(tgt_config, "volume", "create", "vm-400-disk-0", "--size", "16M")
+    url = attach(tgt_config, "vm-400-disk-0")
+    holder = subprocess.Popen(["qemu-io", "-f", "raw", "-c", "sleep 4000",
+                               url], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    try:
+        portal = tgt_config.read_text().split("fake_tgt_portal: ")[1].split()[0]
+        mirror = TgtMirror(portal, "", "Pool-0")
+        for _ in range(50):              # until tgtd lists the session
+            sessions = mirror.sessions("iqn.2021-10.iscsi:vm-400-disk-0")
+            if sessions:
+                break
+            time.sleep(0.1)
+        assert sessions, "qemu-io never logged in"
+        jdss(tgt_config, "volume", "detach", "vm-400-disk-0")
+        assert jdss(tgt_config, "target", "show",
+                    "vm-400-disk-0").returncode == 0     # kept
+    finally:
+        holder.wait(timeout=30)
+    jdss(tgt_config, "volume", "detach", "vm-400-disk-0")
+    gone = jdss(tgt_config, "target", "show", "vm-400-disk-0", check=False)
+    assert gone.returncode == 4                           # now removed

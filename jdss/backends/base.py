@@ -151,6 +151,10 @@ class Backend(abc.ABC):
     def delete_lun(self, iqn, volume):
         """Stop exporting ``volume`` through target ``iqn``."""
 
+    def target_sessions(self, iqn):
+        """Initiator names with a session on target ``iqn`` now."""
+        return []
+
     @abc.abstractmethod
     def add_chap_user(self, iqn, user, password):
         """Allow CHAP user ``user`` on target ``iqn``."""

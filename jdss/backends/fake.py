@@ -169,6 +169,9 @@ class FakeBackend(Backend):
         with self._change() as model:
             model.delete_lun(iqn, volume)
 
+    def target_sessions(self, iqn):
+        return self.tgt.sessions(iqn) if self.tgt is not None else []
+
     @_translated
     def add_chap_user(self, iqn, user, password):
         with self._change() as model:

@@ -158,6 +158,14 @@ class JovianBackend(Backend):
     def delete_lun(self, iqn, volume):
         self._delete(self._target_path(iqn, "luns", volume))
 
+    def target_sessions(self, iqn):
+        try:
+            sessions = self._get(self._target_path(iqn, "sessions")) or []
+        except errors.NotFound:
+            return []
+        return [s.get("initiator_name") or s.get("ip") or "?"
+                for s in sessions]
+
     def add_chap_user(self, iqn, user, password):
         users_path = self._target_path(iqn, "incoming-users")
 

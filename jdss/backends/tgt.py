@@ -99,6 +99,19 @@ class TgtMirror:
                 current[2].add(line.split()[0])
         return targets
 
+    def sessions(self, iqn):
+        """Initiator names connected to target ``iqn`` (its I_T nexuses)."""
+        names, current = [], None
+        output = self._tgtadm("--op", "show", "--mode", "target",
+                              check=False).stdout
+        for line in output.splitlines():
+            match = _TARGET.match(line)
+            if match:
+                current = match.group(2)
+            elif current == iqn and line.strip().startswith("Initiator:"):
+                names.append(line.split(":", 1)[1].strip().split()[0])
+        return names
+
     def _accounts(self):
         output = self._tgtadm("--op", "show", "--mode", "account").stdout
         return {m.group(1) for m in map(_ACCOUNT.match,

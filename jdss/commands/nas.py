@@ -87,3 +87,35 @@ class DeleteShare(base.Command):
 
     def take_action(self, parsed_args):
         self.storage.delete_share(parsed_args.name)
+
+
+def _mountpoint(parser):
+    parser.add_argument("--mountpoint", required=True,
+                        help="directory to mount the NAS volume at")
+    return parser
+
+
+class AttachNasVolume(base.ShowOne):
+    """Share a NAS volume over NFS (if not yet) and mount it on this node."""
+
+    def get_parser(self, prog_name):
+        return _mountpoint(_name(super().get_parser(prog_name)))
+
+    def take_action(self, parsed_args):
+        from jdss import drivers
+        transport = drivers.load_transport(self.storage.config, name="nfs")
+        return self.record(self.storage.attach_nas_volume(
+            parsed_args.name, parsed_args.mountpoint, transport))
+
+
+class DetachNasVolume(base.Command):
+    """Unmount a NAS volume on this node (the share stays for the others)."""
+
+    def get_parser(self, prog_name):
+        return _mountpoint(_name(super().get_parser(prog_name)))
+
+    def take_action(self, parsed_args):
+        from jdss import drivers
+        transport = drivers.load_transport(self.storage.config, name="nfs")
+        self.storage.detach_nas_volume(parsed_args.name,
+                                       parsed_args.mountpoint, transport)

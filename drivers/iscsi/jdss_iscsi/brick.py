@@ -24,6 +24,7 @@ def make_connector(config, use_multipath, executor=None):
         import os_brick
         from os_brick.initiator import connector
         from oslo_concurrency import lockutils, processutils
+        from oslo_config import cfg
     except ImportError as exc:
         raise AttachFailed(f"os-brick is not installed ({exc}); install "
                            "python3-os-brick") from None
@@ -31,7 +32,7 @@ def make_connector(config, use_multipath, executor=None):
     os.makedirs(lock_dir, mode=0o700, exist_ok=True)
     lockutils.set_defaults(lock_path=lock_dir)
     if hasattr(os_brick, "setup"):
-        os_brick.setup()
+        os_brick.setup(cfg.CONF)
     return connector.InitiatorConnector.factory(
         "ISCSI", root_helper=None,
         execute=executor or processutils.execute,
