@@ -65,3 +65,58 @@ def test_broken_backend_fails_with_its_import_error(example_site, tmp_path):
     assert result.returncode == ConfigError.exit_code
     assert "driver 'broken' failed to load: ModuleNotFoundError" in \
         result.stderr
+
+
+@pytest.mark.parametrize("values, content, expected", [
+    ({}, False, "iscsi"),
+    ({"multipath": True}, False, "multipath"),
+    ({"transport": "iscsi-direct"}, False, "iscsi-direct"),
+    ({"transport": "example"}, False, "example"),
+    ({"content_volume_type": "nfs"}, True, "nfs"),
+    ({"content_volume_type": "nfs"}, False, "iscsi"),
+    ({"content_volume_type": "iscsi", "multipath": True}, True, "multipath"),
+])
+def test_transport_chosen_from_config(values, content, expected):
+    from jdss.config import parse
+    cfg = parse(dict({"backend": "fake"}, **values))
+    assert drivers.transport_name(cfg, content) == expected
+
+
+def test_direct_and_multipath_exclude_each_other():
+    from jdss.config import parse
+    with pytest.raises(ConfigError, match="iscsi-direct cannot be used"):
+        parse({"backend": "fake", "multipath": True,
+               "transport": "iscsi-direct"})
+
+
+def test_builtin_transports_are_their_own_distributions():
+    from importlib.metadata import entry_points
+    found = {ep.name: ep.dist.name for ep in
+             entry_points(group="jdss.transports")}
+    assert found["iscsi"] == "jdss-iscsi"
+    assert found["iscsi-direct"] == "jdss-iscsi"
+    assert found["multipath"] == "jdss-multipath"
+    assert found["nfs"] == "jdss-nfs"
+
+
+def test_third_party_transport_is_selectable(example_site, tmp_path):
+    config = write_config(tmp_path / "jdss.yaml")
+    assert _run(example_site, config, "volume", "create", "v", "--size",
+                "1G").returncode == 0
+    attached = _run(example_site, config, "--set", "transport=example",
+                    "volume", "attach", "v", "-f", "value", "-c", "path")
+    assert attached.returncode == 0, attached.stderr
+    assert attached.stdout.strip() == "example://iqn.2021-10.iscsi:v/0"
+    unknown = _run(example_site, config, "--set", "transport=nosuch",
+                   "volume", "attach", "v")
+    assert unknown.returncode == ConfigError.exit_code
+    assert "no jdss.transports driver named 'nosuch'" in unknown.stderr
+
+
+def test_set_rejects_unknown_keys(tmp_path):
+    config = write_config(tmp_path / "jdss.yaml")
+    result = subprocess.run([jdss_command(), "-c", str(config), "--set",
+                             "nope=1", "pool", "show"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == ConfigError.exit_code
+    assert "--set 'nope=1'" in result.stderr

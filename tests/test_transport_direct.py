@@ -51,13 +51,16 @@ def attach(config, name, *extra):
                 "-c", "path").stdout.strip()
 
 
-def qemu_io(url, command):
-    return subprocess.run(["qemu-io", "-f", "raw", "-c", command, url],
+def qemu_io(url, command, read_only=False):
+    return subprocess.run(["qemu-io", "-f", "raw"]
+                          + (["-r"] if read_only else [])
+                          + ["-c", command, url],
                           capture_output=True, text=True, timeout=120)
 
 
 def pattern_at(url, byte, offset=0, length=MB):
-    result = qemu_io(url, f"read -P {byte:#x} {offset} {length}")
+    result = qemu_io(url, f"read -P {byte:#x} {offset} {length}",
+                     read_only=True)
     return result.returncode == 0 and "Pattern verification failed" \
         not in result.stdout + result.stderr
 
@@ -79,6 +82,9 @@ def test_snapshot_clone_and_rollback_keep_the_right_bytes(tgt_config):
     snap_url = attach(tgt_config, "vm-100-disk-0", "--snapshot", "s1")
     assert snap_url != url
     assert pattern_at(snap_url, 0x41)
+    refused = qemu_io(snap_url, f"write -P 0x43 0 {MB}")
+    assert refused.returncode != 0
+    assert "write protected" in refused.stdout + refused.stderr
 
     jdss(tgt_config, "volume", "clone", "vm-100-disk-0", "vm-101-disk-0",
          "--snapshot", "s1")

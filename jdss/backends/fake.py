@@ -45,8 +45,10 @@ class FakeBackend(Backend):
         with self.store.transaction() as model:
             yield model
             targets = copy.deepcopy(model.targets)
+            readonly = {name for name, volume in model.volumes.items()
+                        if volume.get("readonly")}
         if self.tgt is not None:
-            self.tgt.sync(targets)
+            self.tgt.sync(targets, readonly)
 
     def _data(self, operation, *args):
         if self.tgt is not None:

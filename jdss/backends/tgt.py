@@ -117,8 +117,11 @@ class TgtMirror:
         return {m.group(1) for m in map(_ACCOUNT.match,
                                         output.splitlines()[1:]) if m}
 
-    def sync(self, targets):
-        """Make tgtd export exactly the model's ``targets``."""
+    def sync(self, targets, readonly=()):
+        """Make tgtd export exactly the model's ``targets``.
+
+        LUNs of the volumes in ``readonly`` are write protected.
+        """
         self.ensure_daemon()
         present = self._targets()
         for iqn, (tid, _luns, _users) in present.items():
@@ -160,6 +163,10 @@ class TgtMirror:
                     self._tgtadm("--op", "new", "--mode", "logicalunit",
                                  "--tid", tid, "--lun", lun, "-b",
                                  self.image(volume))
+                    if volume in readonly:
+                        self._tgtadm("--op", "update", "--mode",
+                                     "logicalunit", "--tid", tid, "--lun",
+                                     lun, "--params", "readonly=1")
         in_use = {u for t in targets.values() for u in t["users"]}
         for user in accounts - in_use:
             self._tgtadm("--op", "delete", "--mode", "account", "--user",

@@ -5,6 +5,7 @@ see which backend served a command.
 """
 
 from jdss.backends.fake import FakeBackend
+from jdss.transport import Transport
 
 
 class ExampleBackend(FakeBackend):
@@ -12,3 +13,16 @@ class ExampleBackend(FakeBackend):
         info = super().get_pool()
         info.health = "EXAMPLE"
         return info
+
+
+class ExampleTransport(Transport):
+    """Attaches nothing; names the target it was handed."""
+
+    kind = "url"
+
+    def connect(self, properties):
+        return "example://%s/%d" % (properties["target_iqn"],
+                                    properties["target_lun"])
+
+    def disconnect(self, properties):
+        pass
