@@ -468,6 +468,44 @@ class Storage:
         if snapshot is not None:
             self._drop_volume(aname)
 
+    def attached_path(self, name, transport):
+        """The path of ``name`` if it is exported and attached here."""
+        properties, exported = self._properties_and_export(name)
+        if exported and transport.is_attached(properties):
+            return transport.path(properties)
+        return None
+
+    def _properties_for(self, name, snapshot=None):
+        """Connection properties of ``name``'s export, made or not."""
+        return self._properties_and_export(name, snapshot)[0]
+
+    def _properties_and_export(self, name, snapshot=None):
+        naming.validate_volume_name(name)
+        aname, iqn = naming.to_appliance_volume(name), self.iqn(name)
+        if snapshot is not None:
+            aname, iqn = self._snapshot_source(name, snapshot)
+        target = self.backend.find_volume_target(aname)
+        if target is not None:
+            export = self._export_view(name, target, aname)
+        else:
+            export = {"name": name, "target": iqn,
+                      "lun": self.backend.export_lun,
+                      "portals": self._portals(), "chap_user": None}
+            if self.config.chap_enabled:
+                export.update(chap_user=self.config.chap_user,
+                              chap_password=self._chap_password(iqn))
+        return self.connection_properties(export), target is not None
+
+    def volume_path(self, name, transport, snapshot=None):
+        """Where ``name`` is (or will be once attached) on this node."""
+        self._get_volume(name)
+        return {"name": name, "snapshot": snapshot,
+                "path": transport.path(self._properties_for(name, snapshot))}
+
+    def rescan_volume(self, name, transport):
+        """Let this node see ``name``'s current size, if attached here."""
+        transport.extend(self._properties_for(name))
+
     def _portals(self):
         return [f"{address}:{self.config.target_port}"
                 for address in self.config.rest_api_addresses

@@ -32,3 +32,16 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def disconnect(self, properties):
         """Detach what ``connect`` attached; nothing to do is fine."""
+
+    def path(self, properties):
+        """The path ``connect`` gives (or gave), without attaching."""
+        from jdss.errors import AttachFailed
+        raise AttachFailed(f"{type(self).__name__} cannot tell the path of "
+                           f"{properties['target_iqn']} without attaching")
+
+    def is_attached(self, properties):
+        """Whether the volume is attached on this node now."""
+        return False
+
+    def extend(self, properties):
+        """Make this node see a volume's new size (after a resize)."""

@@ -162,3 +162,34 @@ def test_detach_keeps_export_another_initiator_still_uses(tgt_config):
     jdss(tgt_config, "volume", "detach", "vm-400-disk-0")
     gone = jdss(tgt_config, "target", "show", "vm-400-disk-0", check=False)
     assert gone.returncode == 4                           # now removed
+
+
+def test_export_import_round_trip_is_byte_identical(tgt_config, tmp_path):
+    jdss(tgt_config, "volume", "create", "vm-500-disk-0", "--size", "16M")
+    url = attach(tgt_config, "vm-500-disk-0")
+    assert jdss(tgt_config, "volume", "path", "vm-500-disk-0", "-f",
+                "value", "-c", "path").stdout.strip() == url
+    assert qemu_io(url, f"write -P 0x61 0 {MB}").returncode == 0
+    assert qemu_io(url, f"write -P 0x62 {8 * MB} {MB}").returncode == 0
+    stream = tmp_path / "vm-500-disk-0.raw+size"
+    with open(stream, "wb") as out:
+        subprocess.run([jdss_command(), "-c", str(tgt_config), "volume",
+                        "export", "vm-500-disk-0"], stdout=out, check=True,
+                       timeout=120)
+    data = stream.read_bytes()
+    assert int.from_bytes(data[:8], "little") == 16 * MB
+    assert len(data) == 8 + 16 * MB
+    with open(stream, "rb") as source:
+        subprocess.run([jdss_command(), "-c", str(tgt_config), "volume",
+                        "import", "vm-501-disk-0"], stdin=source,
+                       check=True, timeout=120)
+    copy_url = attach(tgt_config, "vm-501-disk-0")
+    assert pattern_at(copy_url, 0x61, 0)
+    assert pattern_at(copy_url, 0x62, 8 * MB)
+    assert pattern_at(copy_url, 0x00, 4 * MB)
+    images = tgt_config.parent / "state" / "Pool-0.images"
+    assert (images / "v_vm-500-disk-0.img").read_bytes() == \
+        (images / "v_vm-501-disk-0.img").read_bytes()
+    # the import attached vm-501 itself and detached it again
+    for name in ("vm-500-disk-0", "vm-501-disk-0"):
+        jdss(tgt_config, "volume", "detach", name)

@@ -68,11 +68,18 @@ class ResizeVolume(base.ShowOne):
         parser.add_argument("name", help="volume to grow")
         parser.add_argument("--size", required=True,
                             help="new size; smaller than now is refused")
+        parser.add_argument("--rescan", action="store_true",
+                            help="make this node see the new size if the "
+                                 "volume is attached here (online resize)")
         return parser
 
     def take_action(self, parsed_args):
-        return self.record(self.storage.resize_volume(parsed_args.name,
-                                                      parsed_args.size))
+        view = self.storage.resize_volume(parsed_args.name, parsed_args.size)
+        if parsed_args.rescan:
+            from jdss import drivers
+            self.storage.rescan_volume(
+                parsed_args.name, drivers.load_transport(self.storage.config))
+        return self.record(view)
 
 
 class RenameVolume(base.ShowOne):
@@ -143,3 +150,86 @@ class DetachVolume(base.Command):
         transport = drivers.load_transport(self.storage.config)
         self.storage.detach_volume(parsed_args.name, transport,
                                    parsed_args.snapshot)
+
+
+class PathVolume(base.ShowOne):
+    """Print where a volume is on this node, without attaching it."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", help="volume name")
+        parser.add_argument("--snapshot", help="path of this snapshot")
+        return parser
+
+    def take_action(self, parsed_args):
+        from jdss import drivers
+        transport = drivers.load_transport(self.storage.config)
+        return self.record(self.storage.volume_path(
+            parsed_args.name, transport, parsed_args.snapshot))
+
+
+class ExportVolume(base.Command):
+    """Write a volume to stdout as a raw+size stream (storage migration).
+
+    The volume is attached for the copy if it is not attached here yet.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", help="volume to export")
+        parser.add_argument("--snapshot", help="export this snapshot")
+        return parser
+
+    def take_action(self, parsed_args):
+        import sys
+        from jdss import stream
+        with _attached(self.storage, parsed_args.name,
+                       parsed_args.snapshot) as path:
+            size = self.storage.volume(parsed_args.name)["size"]
+            stream.export(path, size, sys.stdout.buffer)
+
+
+class ImportVolume(base.Command):
+    """Read a raw+size stream from stdin into a volume (made if missing)."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", help="volume to write")
+        return parser
+
+    def take_action(self, parsed_args):
+        import sys
+        from jdss import errors, stream
+        size = stream.read_header(sys.stdin.buffer)
+        try:
+            volume = self.storage.volume(parsed_args.name)
+        except errors.NotFound:
+            volume = self.storage.create_volume(parsed_args.name, size)
+        if volume["size"] < size:
+            self.storage.resize_volume(parsed_args.name, size)
+        with _attached(self.storage, parsed_args.name) as path:
+            stream.import_into(path, size, sys.stdin.buffer)
+
+
+class _attached:
+    """Attach a volume for the block, unless it was attached already."""
+
+    def __init__(self, storage, name, snapshot=None):
+        from jdss import drivers
+        self.storage, self.name, self.snapshot = storage, name, snapshot
+        self.transport = drivers.load_transport(storage.config)
+        self.attached_here = False
+
+    def __enter__(self):
+        if self.snapshot is None:
+            path = self.storage.attached_path(self.name, self.transport)
+            if path is not None:
+                return path
+        self.attached_here = True
+        return self.storage.attach_volume(self.name, self.transport,
+                                          self.snapshot)["path"]
+
+    def __exit__(self, *exc):
+        if self.attached_here:
+            self.storage.detach_volume(self.name, self.transport,
+                                       self.snapshot)

@@ -1,6 +1,7 @@
 """``iscsi``: a kernel iSCSI session through os-brick's ISCSIConnector."""
 
 import logging
+import os
 
 from jdss.errors import AttachFailed, JdssError
 from jdss.transport import Transport
@@ -53,6 +54,33 @@ class ISCSITransport(Transport):
     def check_device(self, path, properties):
         """Hook for subclasses: verify or replace the device found."""
         return path
+
+    @staticmethod
+    def by_path(properties):
+        """udev's links to the LUN, one per portal."""
+        return ["/dev/disk/by-path/ip-%s-iscsi-%s-lun-%s" % (
+                    portal.replace("[", "").replace("]", ""), iqn, lun)
+                for portal, iqn, lun in zip(properties["target_portals"],
+                                            properties["target_iqns"],
+                                            properties["target_luns"])]
+
+    def path(self, properties):
+        links = self.by_path(properties)
+        return next((link for link in links if os.path.exists(link)),
+                    links[0])
+
+    def is_attached(self, properties):
+        return any(os.path.exists(link) for link in self.by_path(properties))
+
+    def extend(self, properties):
+        if not self.is_attached(properties):
+            return
+        try:
+            self.connector.extend_volume(self._properties(properties))
+        except Exception as exc:
+            raise AttachFailed(f"rescanning {properties['target_iqn']} for "
+                               f"its new size failed: {_one_line(exc)}") \
+                from None
 
     def disconnect(self, properties):
         properties = self._properties(properties)

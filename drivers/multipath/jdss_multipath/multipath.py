@@ -7,6 +7,7 @@ removes the map before logging out (os-brick does both).
 
 import glob
 import logging
+import os
 import re
 
 from jdss.errors import AttachFailed
@@ -59,3 +60,16 @@ class MultipathTransport(ISCSITransport):
                 "blacklist the volume")
         mapped = self.connector._linuxscsi.get_dm_name(name)
         return f"/dev/mapper/{mapped}" if mapped else path
+
+    def path(self, properties):
+        for link in self.by_path(properties):
+            if not os.path.exists(link):
+                continue
+            disk = os.path.basename(os.path.realpath(link))
+            for holder in glob.glob(f"/sys/block/{disk}/holders/dm-*"):
+                name = self.connector._linuxscsi.get_dm_name(
+                    os.path.basename(holder))
+                if name:
+                    return f"/dev/mapper/{name}"
+        raise AttachFailed(f"{properties['target_iqn']} has no multipath "
+                           "device on this node; activate it first")

@@ -1,0 +1,94 @@
+"""The ``raw+size`` stream of Proxmox storage migration.
+
+An 8-byte little-endian size, then that many bytes of raw data. jdss reads
+and writes it from a block device, or through a temporary sparse file and
+``qemu-img`` when the transport gives an ``iscsi://`` URL.
+"""
+
+import contextlib
+import os
+import stat
+import struct
+import subprocess
+import tempfile
+
+from jdss.errors import AttachFailed, InvalidInput
+
+HEADER = struct.Struct("<Q")
+CHUNK = 4 << 20
+
+
+def _qemu_img(*args):
+    proc = subprocess.run(["qemu-img"] + list(args), capture_output=True,
+                          text=True)
+    if proc.returncode:
+        raise AttachFailed("qemu-img failed: "
+                           + " ".join(proc.stderr.split())[:300])
+
+
+@contextlib.contextmanager
+def _local_copy_of(url):
+    with tempfile.TemporaryDirectory(prefix="jdss-export-") as tmp:
+        copy = os.path.join(tmp, "volume.raw")
+        _qemu_img("convert", "-f", "raw", "-O", "raw", url, copy)
+        yield copy
+
+
+def _is_url(path):
+    return "://" in path
+
+
+def export(path, size, out):
+    """Write ``size`` bytes of ``path`` to binary file ``out``."""
+    out.write(HEADER.pack(size))
+    source = _local_copy_of(path) if _is_url(path) else \
+        contextlib.nullcontext(path)
+    with source as local, open(local, "rb") as handle:
+        left = size
+        while left:
+            chunk = handle.read(min(CHUNK, left))
+            if not chunk:
+                raise AttachFailed(f"{path} ended {left} bytes early")
+            out.write(chunk)
+            left -= len(chunk)
+    out.flush()
+
+
+def read_header(stream):
+    """The size announced by a raw+size stream."""
+    header = stream.read(HEADER.size)
+    if len(header) != HEADER.size:
+        raise InvalidInput("the import stream has no raw+size header")
+    return HEADER.unpack(header)[0]
+
+
+def import_into(path, size, stream):
+    """Copy ``size`` bytes from ``stream`` onto ``path``, keeping holes."""
+    if _is_url(path):
+        with tempfile.TemporaryDirectory(prefix="jdss-import-") as tmp:
+            local = os.path.join(tmp, "volume.raw")
+            with open(local, "wb") as handle:
+                _copy_sparse(stream, handle, size)
+            _qemu_img("convert", "-n", "-f", "raw", "-O", "raw", local, path)
+        return
+    with open(path, "r+b") as handle:
+        _copy_sparse(stream, handle, size)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _copy_sparse(stream, handle, size):
+    """Copy, seeking over zero chunks; a regular file ends at ``size``."""
+    left = size
+    zero = bytes(CHUNK)
+    while left:
+        chunk = stream.read(min(CHUNK, left))
+        if not chunk:
+            raise InvalidInput(f"the import stream ended {left} bytes early")
+        if chunk == zero[:len(chunk)]:
+            handle.seek(len(chunk), os.SEEK_CUR)
+        else:
+            handle.write(chunk)
+        left -= len(chunk)
+    if not stat.S_ISBLK(os.fstat(handle.fileno()).st_mode):
+        handle.truncate(size)
