@@ -49,9 +49,10 @@ system-deps:
 	  else echo "tests that need $$missing will be skipped (run as root to install)"; fi; \
 	fi
 
-# The whole test suite.
+# The whole test suite: Python (pytest), then the Perl plugin (prove).
 test: system-deps $(VENV)/.test
 	$(PY) -m pytest
+	JDSS_BIN=$(abspath $(VENV)/bin/jdss) prove -I tests/perl/lib -I perl tests/perl/t
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info demo-state .pytest_cache

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import shutil
 
 from jdss.errors import AttachFailed, JdssError
 from jdss.transport import Transport
@@ -84,6 +85,10 @@ class ISCSITransport(Transport):
 
     def disconnect(self, properties):
         properties = self._properties(properties)
+        if self._executor is None and shutil.which("iscsiadm") is None:
+            LOG.debug("no iscsiadm here: %s cannot be attached",
+                      properties["target_iqn"])
+            return
         try:
             self.connector.disconnect_volume(properties, None, force=True,
                                              ignore_errors=False)

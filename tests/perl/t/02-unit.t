@@ -1,0 +1,210 @@
+#!/usr/bin/perl
+# Every plugin method with jdss replaced by t/jdss-recorder: the commands
+# built (argument lists, storage.cfg settings passed on), the parsing of
+# jdss's JSON, and errors that reach the user as one line.
+use strict;
+use warnings;
+use Test::More;
+use File::Temp qw(tempdir);
+use FindBin;
+use JSON::PP;
+
+use PVE::Storage::Custom::OpenEJovianDSSPlugin;
+my $P = 'PVE::Storage::Custom::OpenEJovianDSSPlugin';
+
+my $dir = tempdir(CLEANUP => 1);
+$ENV{JDSS_RECORDER_DIR} = $dir;
+$PVE::Storage::Custom::OpenEJovianDSSPlugin::JDSS = "$FindBin::Bin/jdss-recorder";
+
+my $scfg = { type => 'joviandss', pool_name => 'Pool-7', config => '/etc/pve/j7.yaml',
+    multipath => 1, content => { images => 1, rootdir => 1 } };
+
+sub replies {
+    open(my $fh, '>', "$dir/replies") or die $!;
+    print $fh join("\t", map { (my $v = $_) =~ s/\n/\\n/g; $v } @$_), "\n" for @_;
+    close($fh);
+    unlink "$dir/calls";
+}
+sub calls {
+    open(my $fh, '<', "$dir/calls") or return ();
+    return map { JSON::PP->new->decode($_) } <$fh>;
+}
+sub strip_globals {    # the arguments from the command word on
+    my ($call) = @_;
+    my @args = @$call;
+    while (@args && $args[0] =~ m/^-/) {
+        my $option = shift @args;
+        shift @args if $option =~ m/^(-c|--pool|--set)$/;
+    }
+    return \@args;
+}
+
+# global options carry storage.cfg
+replies(['pool show', 0, '{"name":"Pool-7","size":1000,"free":400,"used":600,"health":"ONLINE"}']);
+is_deeply([$P->status('j7', $scfg, {})], [1000, 400, 600, 1], 'status');
+my ($call) = calls();
+is_deeply([@$call[0 .. 7]], ['-c', '/etc/pve/j7.yaml', '--pool', 'Pool-7',
+    '--set', 'multipath=true', '--set', 'content_volume_type=iscsi'], 'globals');
+ok(grep({ $_ eq 'rest_api_deadline=5' } @$call), 'status bounds the REST time');
+
+# an outage is inactive, not a die
+replies(['pool show', 9, '', 'jdss: error: no appliance address answered\n']);
+is_deeply([$P->status('j7', $scfg, {})], [0, 0, 0, 0], 'status during an outage');
+is($P->check_connection('j7', $scfg), 0, 'check_connection down');
+
+# parse_volname
+is_deeply([$P->parse_volname('vm-100-disk-0')],
+    ['images', 'vm-100-disk-0', 100, undef, undef, '', 'raw'], 'disk');
+is_deeply([$P->parse_volname('base-100-disk-0/vm-101-disk-1')],
+    ['images', 'vm-101-disk-1', 101, 'base-100-disk-0', 100, '', 'raw'], 'linked clone');
+is(($P->parse_volname('base-100-disk-0'))[5], 1, 'base is base');
+is(($P->parse_volname('vm-100-state-suspend-2026'))[1], 'vm-100-state-suspend-2026', 'state');
+is(($P->parse_volname('iso/debian.iso'))[0], 'iso', 'iso on the content volume');
+eval { $P->parse_volname('../../etc/passwd') };
+like($@, qr/unable to parse/, 'foreign names die');
+
+# alloc_image picks the next free name, size in KiB
+replies(['volume list', 0, '[{"name":"vm-100-disk-0","size":1,"origin":null,"creation":5}]'],
+    ['volume create', 0, '{}']);
+is($P->alloc_image('j7', $scfg, 100, 'raw', undef, 1048576), 'vm-100-disk-1', 'alloc name');
+is_deeply(strip_globals((calls())[1]), ['volume', 'create', 'vm-100-disk-1', '--size', '1048576K'],
+    'alloc command');
+eval { $P->alloc_image('j7', $scfg, 100, 'qcow2', undef, 1) };
+like($@, qr/unsupported format 'qcow2'/, 'raw only');
+eval { $P->alloc_image('j7', $scfg, 100, 'raw', 'vm-999-disk-0', 1) };
+like($@, qr/illegal name/, 'name must belong to the vmid');
+
+# errors reach the user as jdss's one line
+replies(['volume create', 7, '', "jdss: warning: something\njdss: error: not enough space for volume 'vm-100-disk-0'\n"]);
+eval { $P->alloc_image('j7', $scfg, 100, 'raw', 'vm-100-disk-0', 1) };
+is($@, "jdss: not enough space for volume 'vm-100-disk-0'\n", 'one-line error');
+
+# list_images: vmid and vollist filters, parents of linked clones, cache
+my $list = '[{"name":"vm-100-disk-0","size":10,"origin":null,"creation":1},'
+    . '{"name":"base-200-disk-0","size":20,"origin":null,"creation":2},'
+    . '{"name":"vm-201-disk-0","size":20,"origin":"base-200-disk-0@__base__","creation":3},'
+    . '{"name":"proxmox-content","size":99,"origin":null,"creation":4}]';
+replies(['volume list', 0, $list]);
+my $cache = {};
+my $all = $P->list_images('j7', $scfg, undef, undef, $cache);
+is_deeply([map { $_->{volid} } @$all],
+    ['j7:vm-100-disk-0', 'j7:base-200-disk-0', 'j7:base-200-disk-0/vm-201-disk-0'], 'all images');
+is($all->[2]->{parent}, 'j7:base-200-disk-0', 'parent');
+is($all->[2]->{vmid}, 201, 'owner');
+is($all->[0]->{ctime}, 1, 'ctime');
+is_deeply([map { $_->{volid} } @{ $P->list_images('j7', $scfg, 100, undef, $cache) }],
+    ['j7:vm-100-disk-0'], 'vmid filter');
+is_deeply([map { $_->{volid} } @{ $P->list_images('j7', $scfg, undef,
+    ['j7:base-200-disk-0/vm-201-disk-0'], $cache) }],
+    ['j7:base-200-disk-0/vm-201-disk-0'], 'vollist filter');
+is(scalar(calls()), 1, 'one jdss call thanks to the cache');
+
+# snapshots and rollback checks
+replies(['--dry-run', 0, '{"volume":"vm-100-disk-0","snapshot":"s1","blockers":["s2","s3"],"clones":[],"possible":false}']);
+my @blockers;
+eval { $P->volume_rollback_is_possible($scfg, 'j7', 'vm-100-disk-0', 's1', \@blockers) };
+like($@, qr/can't rollback, 's1' is not most recent snapshot/, 'rollback blocked');
+is_deeply(\@blockers, ['s2', 's3'], 'blockers filled');
+replies(['--dry-run', 0, '{"blockers":[],"clones":[],"possible":true}']);
+is($P->volume_rollback_is_possible($scfg, 'j7', 'vm-100-disk-0', 's3', []), 1, 'possible');
+replies(['snapshot list', 0, '[{"name":"s1","creation":100},{"name":"s2","creation":200}]']);
+is_deeply($P->volume_snapshot_info($scfg, 'j7', 'vm-100-disk-0'),
+    { s1 => { id => '100-s1', timestamp => 100 }, s2 => { id => '200-s2', timestamp => 200 } },
+    'snapshot info');
+replies(['snapshot create', 0, '{}'], ['snapshot delete', 0, ''], ['snapshot rollback', 0, '{}']);
+$P->volume_snapshot($scfg, 'j7', 'vm-100-disk-0', 'before');
+$P->volume_snapshot_delete($scfg, 'j7', 'vm-100-disk-0', 'before');
+$P->volume_snapshot_rollback($scfg, 'j7', 'vm-100-disk-0', 'before');
+is_deeply([map { strip_globals($_) } calls()],
+    [['snapshot', 'create', 'vm-100-disk-0', 'before'],
+     ['snapshot', 'delete', 'vm-100-disk-0', 'before'],
+     ['snapshot', 'rollback', 'vm-100-disk-0', 'before']], 'snapshot commands');
+
+# features: exactly what works
+is($P->volume_has_feature($scfg, 'snapshot', 'j7', 'vm-100-disk-0'), 1, 'snapshot');
+is($P->volume_has_feature($scfg, 'clone', 'j7', 'base-100-disk-0'), 1, 'clone base');
+is($P->volume_has_feature($scfg, 'clone', 'j7', 'vm-100-disk-0'), undef, 'no clone of current');
+is($P->volume_has_feature($scfg, 'template', 'j7', 'vm-100-disk-0'), 1, 'template');
+is($P->volume_has_feature($scfg, 'rename', 'j7', 'base-100-disk-0'), undef, 'no base rename');
+is($P->volume_has_feature($scfg, 'copy', 'j7', 'vm-100-disk-0', 'snap'), undef, 'no copy of snap');
+is($P->volume_has_feature($scfg, 'sparseinit', 'j7', 'vm-100-disk-0'), 1, 'sparseinit');
+is($P->volume_has_feature($scfg, 'snapshot', 'j7', 'iso/x.iso'), undef, 'no iso snapshots');
+
+# templates, linked clones, renames
+replies(['volume detach', 0, ''], ['volume rename', 0, '{}'], ['snapshot create', 0, '{}']);
+is($P->create_base('j7', $scfg, 'vm-100-disk-0'), 'base-100-disk-0', 'create_base');
+is_deeply([map { strip_globals($_) } calls()],
+    [['volume', 'detach', 'vm-100-disk-0'],
+     ['volume', 'rename', 'vm-100-disk-0', 'base-100-disk-0'],
+     ['snapshot', 'create', 'base-100-disk-0', '__base__']], 'create_base commands');
+replies(['volume list', 0, '[]'], ['volume clone', 0, '{}']);
+is($P->clone_image($scfg, 'j7', 'base-100-disk-0', 101), 'base-100-disk-0/vm-101-disk-0',
+    'linked clone');
+is_deeply(strip_globals((calls())[1]),
+    ['volume', 'clone', 'base-100-disk-0', 'vm-101-disk-0', '--snapshot', '__base__'],
+    'clone command');
+replies(['volume rename', 0, '{}']);
+is($P->rename_volume($scfg, 'j7', 'base-100-disk-0/vm-101-disk-0', 102, 'vm-102-disk-3'),
+    'j7:base-100-disk-0/vm-102-disk-3', 'rename keeps the base');
+
+# sizes, resize, paths, activation
+replies(['volume show', 0, '{"name":"vm-201-disk-0","size":2048,"used":10,"origin":"base-200-disk-0@__base__","creation":3}']);
+is(scalar($P->volume_size_info($scfg, 'j7', 'base-200-disk-0/vm-201-disk-0')), 2048, 'size');
+is_deeply([$P->volume_size_info($scfg, 'j7', 'vm-201-disk-0')],
+    [2048, 'raw', 10, 'base-200-disk-0', 3], 'size info list');
+replies(['volume resize', 0, '{"size":4096}']);
+is($P->volume_resize($scfg, 'j7', 'vm-100-disk-0', 4096, 1), 4096, 'resize');
+is_deeply(strip_globals((calls())[0]),
+    ['volume', 'resize', 'vm-100-disk-0', '--size', 4096, '--rescan', '-f', 'json'],
+    'online resize rescans');
+eval { $P->volume_resize($scfg, 'j7', 'vm-100-disk-0', 4096, 0, 'snap') };
+like($@, qr/resizing a snapshot is not supported/, 'no snapshot resize');
+replies(['volume path', 0, "iscsi://127.0.0.1:3260/iqn.2021-10.iscsi:vm-100-disk-0/0\n"]);
+is($P->path($scfg, 'vm-100-disk-0', 'j7'), 'iscsi://127.0.0.1:3260/iqn.2021-10.iscsi:vm-100-disk-0/0',
+    'path');
+is_deeply($P->qemu_blockdev_options($scfg, 'j7', 'vm-100-disk-0', '10.0', {}),
+    { driver => 'iscsi', portal => '127.0.0.1:3260', target => 'iqn.2021-10.iscsi:vm-100-disk-0',
+      lun => 0, transport => 'tcp' }, 'blockdev for iscsi://');
+replies(['volume path', 0, "/dev/mapper/36abc\n"]);
+is_deeply($P->qemu_blockdev_options($scfg, 'j7', 'vm-100-disk-0', '10.0', {}),
+    { driver => 'host_device', filename => '/dev/mapper/36abc' }, 'blockdev for a device');
+replies(['volume attach', 0, "/dev/sdb\n"], ['volume detach', 0, '']);
+$P->activate_volume('j7', $scfg, 'vm-100-disk-0', 'snap1', {});
+$P->deactivate_volume('j7', $scfg, 'vm-100-disk-0', 'snap1', {});
+is($P->map_volume('j7', $scfg, 'vm-100-disk-0'), '/dev/sdb', 'map_volume');
+is_deeply([map { strip_globals($_) } calls()],
+    [['volume', 'attach', 'vm-100-disk-0', '--snapshot', 'snap1'],
+     ['volume', 'detach', 'vm-100-disk-0', '--snapshot', 'snap1'],
+     ['volume', 'attach', 'vm-100-disk-0', '-f', 'value', '-c', 'path']], 'activation commands');
+
+# free: detach, then delete with snapshots; gone already is fine
+replies(['volume detach', 0, ''], ['volume delete', 4, '', "jdss: error: volume 'vm-1-disk-0' not found\n"]);
+is($P->free_image('j7', $scfg, 'vm-1-disk-0'), undef, 'free of a missing volume');
+is_deeply(strip_globals((calls())[1]), ['volume', 'delete', 'vm-1-disk-0', '--recursive'],
+    'free deletes recursively');
+replies(['volume delete', 6, '', "jdss: error: volume 'base-1-disk-0' has clones that depend on its snapshots: vm-2-disk-0; delete them first\n"]);
+eval { $P->free_image('j7', $scfg, 'base-1-disk-0', 1) };
+is($@, "jdss: volume 'base-1-disk-0' has clones that depend on its snapshots: vm-2-disk-0; delete them first\n",
+    'busy base');
+
+# a missing jdss says so
+{
+    local $PVE::Storage::Custom::OpenEJovianDSSPlugin::JDSS = '/nonexistent/jdss';
+    eval { $P->alloc_image('j7', $scfg, 100, 'raw', 'vm-100-disk-0', 1) };
+    like($@, qr/^jdss is not installed at \/nonexistent\/jdss/, 'missing jdss');
+    is_deeply([$P->status('j7', $scfg, {})], [0, 0, 0, 0], 'status without jdss');
+}
+
+# content volume rules
+eval { $P->activate_storage('j7', { %$scfg, content => { iso => 1 } }, {}) };
+like($@, qr/set content_volume_name/, 'content volume name required for iso');
+is($P->activate_storage('j7', $scfg, {}), 1, 'images only: nothing to mount');
+
+# debug adds verbosity; no call goes through a shell
+replies(['pool show', 0, '{"size":1,"free":1,"used":0}']);
+$P->status('j7', { %$scfg, debug => 1 }, {});
+ok(grep({ $_ eq '--debug' } @{ (calls())[0] }), 'debug passes --debug');
+ok(!grep({ $_->[0] =~ m/^(sh|bash|\/bin\/sh)$/ } @PVE::Tools::COMMANDS), 'never a shell');
+ok(!grep({ /[;&|`\$]/ } map { @$_ } @PVE::Tools::COMMANDS), 'no shell syntax in arguments');
+
+done_testing();
