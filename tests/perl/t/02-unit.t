@@ -200,6 +200,38 @@ eval { $P->activate_storage('j7', { %$scfg, content => { iso => 1 } }, {}) };
 like($@, qr/set content_volume_name/, 'content volume name required for iso');
 is($P->activate_storage('j7', $scfg, {}), 1, 'images only: nothing to mount');
 
+# content volume over NFS: made when missing, then mounted at path
+my $content = { %$scfg, content => { iso => 1, backup => 1, images => 1 },
+    content_volume_name => 'proxmox-content', content_volume_type => 'nfs',
+    content_volume_size => 50, path => "$dir/content" };
+replies(['nas-volume show', 4, '', "jdss: error: NAS volume 'proxmox-content' not found\n"],
+    ['nas-volume create', 0, '{}'], ['nas-volume attach', 0, '{}']);
+is($P->activate_storage('j7', $content, {}), 1, 'activate with an NFS content volume');
+is_deeply([map { strip_globals($_) } calls()],
+    [['nas-volume', 'show', 'proxmox-content'],
+     ['nas-volume', 'create', 'proxmox-content', '--size', '50G'],
+     ['nas-volume', 'attach', 'proxmox-content', '--mountpoint', "$dir/content"]],
+    'NFS content volume commands');
+ok((grep { $_ eq 'content_volume_type=nfs' } @{ (calls())[0] }), 'content type passed on');
+ok(-d "$dir/content/template/iso" && -d "$dir/content/dump", 'content directories made');
+replies(['nas-volume detach', 0, '']);
+$P->deactivate_storage('j7', $content, {});
+is_deeply(strip_globals((calls())[0]),
+    ['nas-volume', 'detach', 'proxmox-content', '--mountpoint', "$dir/content"], 'NFS unmount');
+
+# content volume over iSCSI: an unformatted device gets the guide's hint
+open(my $blank, '>', "$dir/blank.img") or die $!;
+truncate($blank, 1024 * 1024);
+close($blank);
+replies(['volume show', 0, '{"name":"proxmox-content"}'],
+    ['volume attach', 0, "$dir/blank.img\n"]);
+eval { $P->activate_storage('j7', { %$content, content_volume_type => 'iscsi' }, {}) };
+is($@, "Unable identify file system type for content storage, if that is a first run, "
+    . "format $dir/blank.img to a file system of your choise.\n", 'mkfs hint names the device');
+is_deeply(strip_globals((calls())[1]),
+    ['volume', 'attach', 'proxmox-content', '-f', 'value', '-c', 'path'],
+    'iSCSI content volume attached');
+
 # debug adds verbosity; no call goes through a shell
 replies(['pool show', 0, '{"size":1,"free":1,"used":0}']);
 $P->status('j7', { %$scfg, debug => 1 }, {});
