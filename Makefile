@@ -9,7 +9,15 @@ DRIVERS := $(wildcard drivers/*)
 # libiscsi's initiators, openssl for the emulator's certificates.
 SYSTEM_PACKAGES := tgt qemu-utils qemu-block-extra libiscsi-bin openssl
 
-.PHONY: all venv develop demo test system-deps clean
+# The one place the version is kept.
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' jdss/__init__.py)
+PACKAGE := open-e-joviandss-proxmox-plugin
+DEB := dist/$(PACKAGE)_$(VERSION)_all.deb
+BUILD_PACKAGES := debhelper dh-python devscripts build-essential lintian \
+	python3-all python3-setuptools
+
+.PHONY: all venv develop demo test system-deps clean deb package-deps package-test \
+	install uninstall
 
 all: develop
 
@@ -54,5 +62,72 @@ test: system-deps $(VENV)/.test
 	$(PY) -m pytest
 	JDSS_BIN=$(abspath $(VENV)/bin/jdss) prove -I tests/perl/lib -I perl tests/perl/t
 
+# Install from source (as the user guide says), into the system or DESTDIR.
+# The manifest lets uninstall remove exactly what install wrote.
+SYSTEM_PYTHON ?= /usr/bin/python3
+DESTDIR ?=
+MANIFEST := /usr/share/jdss/installed-files
+DOCDIR := /usr/share/doc/jdss
+
+install:
+	@test -x $(SYSTEM_PYTHON) || { echo "install needs $(SYSTEM_PYTHON) (apt install python3 python3-setuptools)"; exit 1; }
+	@records=$$(mktemp -d); set -e; \
+	for dir in . $(DRIVERS); do \
+	  record="$$records/$$(echo $$dir | tr ./ __).txt"; \
+	  (cd $$dir && $(SYSTEM_PYTHON) setup.py -q install --root="$(DESTDIR)/" \
+	    --prefix=/usr --install-layout=deb --no-compile \
+	    --record="$$record" >/dev/null 2>&1) \
+	  || { echo "install of $$dir failed"; exit 1; }; \
+	done; \
+	install -D -m 0644 perl/PVE/Storage/Custom/OpenEJovianDSSPlugin.pm \
+	  "$(DESTDIR)/usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSPlugin.pm"; \
+	for file in README.md examples/jdss-Pool-0.yaml examples/jdss-fake.yaml \
+	    examples/storage.cfg drivers/multipath/configs/multipath.conf; do \
+	  install -D -m 0644 $$file "$(DESTDIR)$(DOCDIR)/$$(basename $$file)"; done; \
+	mkdir -p "$(DESTDIR)$$(dirname $(MANIFEST))"; \
+	{ cat $$records/*.txt | sed -e "s|^$(DESTDIR)||" -e 's|^\([^/]\)|/\1|'; \
+	  echo /usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSPlugin.pm; \
+	  for file in README.md jdss-Pool-0.yaml jdss-fake.yaml storage.cfg multipath.conf; do \
+	    echo $(DOCDIR)/$$file; done; echo $(MANIFEST); } \
+	  | sort -u > "$(DESTDIR)$(MANIFEST)"; \
+	rm -rf $$records build drivers/*/build *.egg-info drivers/*/*.egg-info; \
+	echo "installed jdss $(VERSION) into $(if $(DESTDIR),$(DESTDIR),/); restart pvedaemon to load the plugin"
+
+uninstall:
+	@test -f "$(DESTDIR)$(MANIFEST)" || { echo "nothing to uninstall: no $(DESTDIR)$(MANIFEST)"; exit 1; }
+	@while read -r file; do rm -f "$(DESTDIR)$$file"; done < "$(DESTDIR)$(MANIFEST)"; \
+	for dir in /usr/lib/python3/dist-packages/jdss /usr/lib/python3/dist-packages/jdss_iscsi \
+	    /usr/lib/python3/dist-packages/jdss_multipath /usr/lib/python3/dist-packages/jdss_nfs \
+	    $(DOCDIR) $$(dirname $(MANIFEST)); do \
+	  find "$(DESTDIR)$$dir" -depth -type d -empty -delete 2>/dev/null || true; \
+	  find "$(DESTDIR)$$dir" -depth -name __pycache__ -exec rm -rf {} + 2>/dev/null || true; \
+	  rm -rf "$(DESTDIR)$$dir" 2>/dev/null || true; done; \
+	echo "uninstalled jdss from $(if $(DESTDIR),$(DESTDIR),/)"
+
+# Debian package -------------------------------------------------------------
+package-deps:
+	@missing=$$(for package in $(BUILD_PACKAGES); do \
+	  dpkg -s $$package >/dev/null 2>&1 || echo $$package; done); \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq $$missing >/dev/null; fi
+
+# debian/changelog is written from jdss/__init__.py, never kept twice.
+debian/changelog: jdss/__init__.py
+	printf '%s\n' "$(PACKAGE) ($(VERSION)) bookworm; urgency=medium" "" \
+	  "  * jdss $(VERSION): see README.md." "" \
+	  " -- jdss developers <jdss@example.invalid>  $$(date -R)" > $@
+
+deb: package-deps debian/changelog
+	dpkg-buildpackage -us -uc -b
+	mkdir -p dist
+	mv ../$(PACKAGE)_$(VERSION)_all.deb ../$(PACKAGE)_$(VERSION)_*.buildinfo \
+	  ../$(PACKAGE)_$(VERSION)_*.changes dist/
+	@echo "built $(DEB)"
+
+# Build the package, install it with apt, use it, purge it (needs root).
+package-test: deb
+	tests/package/test-deb.sh $(DEB)
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info demo-state .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info demo-state .pytest_cache debian/changelog

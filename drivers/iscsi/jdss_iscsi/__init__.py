@@ -1,3 +1,1 @@
 """iSCSI transports for jdss, registered under ``jdss.transports``."""
-
-__version__ = "0.1.0"
