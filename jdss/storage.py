@@ -444,17 +444,7 @@ class Storage:
 
     def detach_volume(self, name, transport, snapshot=None):
         """Disconnect ``name`` here and remove its export; idempotent."""
-        naming.validate_volume_name(name)
-        aname, iqn = naming.to_appliance_volume(name), self.iqn(name)
-        if snapshot is not None:
-            aname, iqn = self._snapshot_source(name, snapshot)
-        target = self.backend.find_volume_target(aname)
-        if target is not None:
-            export = self._export_view(name, target, aname)
-        else:
-            export = {"name": name, "target": iqn,
-                      "lun": self.backend.export_lun,
-                      "portals": self._portals(), "chap_user": None}
+        aname, target, export = self._export_of(name, snapshot)
         transport.disconnect(self.connection_properties(export))
         if target is None:
             return
@@ -470,31 +460,35 @@ class Storage:
 
     def attached_path(self, name, transport):
         """The path of ``name`` if it is exported and attached here."""
-        properties, exported = self._properties_and_export(name)
-        if exported and transport.is_attached(properties):
+        _, target, export = self._export_of(name)
+        properties = self.connection_properties(export)
+        if target is not None and transport.is_attached(properties):
             return transport.path(properties)
         return None
 
     def _properties_for(self, name, snapshot=None):
         """Connection properties of ``name``'s export, made or not."""
-        return self._properties_and_export(name, snapshot)[0]
+        return self.connection_properties(self._export_of(name, snapshot)[2])
 
-    def _properties_and_export(self, name, snapshot=None):
+    def _export_of(self, name, snapshot=None):
+        """``(appliance name, target or None, export view)`` of ``name``.
+
+        Without a target the view is the one an export would have.
+        """
         naming.validate_volume_name(name)
         aname, iqn = naming.to_appliance_volume(name), self.iqn(name)
         if snapshot is not None:
             aname, iqn = self._snapshot_source(name, snapshot)
         target = self.backend.find_volume_target(aname)
         if target is not None:
-            export = self._export_view(name, target, aname)
-        else:
-            export = {"name": name, "target": iqn,
-                      "lun": self.backend.export_lun,
-                      "portals": self._portals(), "chap_user": None}
-            if self.config.chap_enabled:
-                export.update(chap_user=self.config.chap_user,
-                              chap_password=self._chap_password(iqn))
-        return self.connection_properties(export), target is not None
+            return aname, target, self._export_view(name, target, aname)
+        export = {"name": name, "target": iqn, "lun": self.backend.export_lun,
+                  "portals": self._portals(), "chap_user": None,
+                  "chap_password": None}
+        if self.config.chap_enabled:
+            export.update(chap_user=self.config.chap_user,
+                          chap_password=self._chap_password(iqn))
+        return aname, None, export
 
     def volume_path(self, name, transport, snapshot=None):
         """Where ``name`` is (or will be once attached) on this node."""

@@ -183,7 +183,7 @@ class ExportVolume(base.Command):
     def take_action(self, parsed_args):
         import sys
         from jdss import stream
-        with _attached(self.storage, parsed_args.name,
+        with _AttachedHere(self.storage, parsed_args.name,
                        parsed_args.snapshot) as path:
             size = self.storage.volume(parsed_args.name)["size"]
             stream.export(path, size, sys.stdout.buffer)
@@ -207,11 +207,11 @@ class ImportVolume(base.Command):
             volume = self.storage.create_volume(parsed_args.name, size)
         if volume["size"] < size:
             self.storage.resize_volume(parsed_args.name, size)
-        with _attached(self.storage, parsed_args.name) as path:
+        with _AttachedHere(self.storage, parsed_args.name) as path:
             stream.import_into(path, size, sys.stdin.buffer)
 
 
-class _attached:
+class _AttachedHere:
     """Attach a volume for the block, unless it was attached already."""
 
     def __init__(self, storage, name, snapshot=None):
