@@ -17,7 +17,7 @@ BUILD_PACKAGES := debhelper dh-python devscripts build-essential lintian \
 	python3-all python3-setuptools
 
 .PHONY: all venv develop demo test system-deps clean deb package-deps package-test \
-	install uninstall
+	install uninstall bench
 
 all: develop
 
@@ -103,6 +103,10 @@ uninstall:
 	  find "$(DESTDIR)$$dir" -depth -name __pycache__ -exec rm -rf {} + 2>/dev/null || true; \
 	  rm -rf "$(DESTDIR)$$dir" 2>/dev/null || true; done; \
 	echo "uninstalled jdss from $(if $(DESTDIR),$(DESTDIR),/)"
+
+# Benchmarks: prints a table, writes bench/results.json.
+bench: $(VENV)/.test
+	$(PY) bench/run.py
 
 # Debian package -------------------------------------------------------------
 package-deps:

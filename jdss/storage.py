@@ -9,6 +9,7 @@ appliance's.
 import logging
 
 from jdss import errors, naming
+from jdss.backends.base import TargetInfo
 from jdss.sizes import parse_size, round_up
 
 LOG = logging.getLogger(__name__)
@@ -290,9 +291,9 @@ class Storage:
         view = {"name": name, "target": target.name,
                 "lun": target.luns[aname], "portals": self._portals(),
                 "chap_user": None, "chap_password": None}
-        if target.chap and target.users:
+        if target.chap:
             user = self.config.chap_user
-            if user not in target.users:
+            if target.users and user not in target.users:
                 user = next(iter(target.users))
             view["chap_user"] = user
             view["chap_password"] = (target.users.get(user)
@@ -315,9 +316,13 @@ class Storage:
 
     def create_target(self, name):
         """Export ``name``; an existing export is kept and returned."""
-        info = self._get_volume(name)
-        target, _ = self._ensure_export(info.name, self.iqn(name))
-        return self._export_view(name, target, info.name)
+        naming.validate_volume_name(name)
+        aname = naming.to_appliance_volume(name)
+        try:
+            target, _ = self._ensure_export(aname, self.iqn(name))
+        except errors.NotFound:
+            raise errors.NotFound(f"volume {name!r} not found") from None
+        return self._export_view(name, target, aname)
 
     def _ensure_export(self, aname, iqn):
         """``(target, created)``: the export of ``aname``, made if needed."""
@@ -325,25 +330,29 @@ class Storage:
         if target is not None:
             return target, False
         chap_on = self.config.chap_enabled
+        lun = self.backend.export_lun
+        users = {}
         created = False
         try:
             try:
                 self.backend.create_target(iqn, chap_on)
                 created = True
             except errors.AlreadyExists:
-                existing = self.backend.get_target(iqn)
-                if existing.luns:
+                if self.backend.target_luns(iqn):
                     raise errors.Busy(f"target {iqn} exists and exports "
                                       "another volume") from None
-            self.backend.add_lun(iqn, aname, self.backend.export_lun)
+            self.backend.add_lun(iqn, aname, lun)
             if chap_on:
+                users[self.config.chap_user] = self._chap_password(iqn)
                 self.backend.add_chap_user(iqn, self.config.chap_user,
-                                           self._chap_password(iqn))
+                                           users[self.config.chap_user])
         except errors.JdssError:
             if created:
                 self._undo_target(iqn)
             raise
-        return self.backend.get_target(iqn), created
+        # described from what was sent: no need to read it back
+        return TargetInfo(name=iqn, chap=chap_on, luns={aname: lun},
+                          users=users), created
 
     def _undo_target(self, iqn):
         try:
@@ -360,7 +369,7 @@ class Storage:
 
     def _remove_export(self, target, aname):
         try:
-            if set(target.luns) - {aname}:
+            if set(self.backend.target_luns(target.name)) - {aname}:
                 # a target shared with other volumes (original plugin's
                 # target groups): remove only this volume's LUN
                 self.backend.delete_lun(target.name, aname)
@@ -397,15 +406,19 @@ class Storage:
         Returns ``{name, snapshot, path, transport, target, lun}``. What this
         call created (clone, export) is removed again if a later step fails.
         """
-        info = self._get_volume(name)
-        aname, iqn = info.name, self.iqn(name)
+        naming.validate_volume_name(name)
+        volume = naming.to_appliance_volume(name)
+        aname, iqn = volume, self.iqn(name)
         created_clone = False
         if snapshot is not None:
             aname, iqn = self._snapshot_source(name, snapshot)
-            created_clone = self._ensure_snapshot_clone(name, info.name,
+            created_clone = self._ensure_snapshot_clone(name, volume,
                                                         snapshot, aname)
         try:
-            target, created_target = self._ensure_export(aname, iqn)
+            try:
+                target, created_target = self._ensure_export(aname, iqn)
+            except errors.NotFound:
+                raise errors.NotFound(f"volume {name!r} not found") from None
             export = self._export_view(name, target, aname)
             try:
                 path = transport.connect(self.connection_properties(export))

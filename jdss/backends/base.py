@@ -133,7 +133,15 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def find_volume_target(self, volume):
-        """Return the :class:`TargetInfo` that exports ``volume``, or None."""
+        """The :class:`TargetInfo` that exports ``volume``, or None.
+
+        Its ``luns`` need hold only ``volume``'s; :meth:`target_luns`
+        gives them all.
+        """
+
+    def target_luns(self, iqn):
+        """Every LUN of target ``iqn``: ``{volume: lun}``."""
+        return self.get_target(iqn).luns
 
     @abc.abstractmethod
     def create_target(self, iqn, chap):

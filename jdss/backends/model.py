@@ -142,14 +142,16 @@ class PoolModel:
                                       "health": "ONLINE"}]}]}
 
     # volumes --------------------------------------------------------------
-    def volume_record(self, name):
+    def volume_record(self, name, available=None):
         volume = self._volume(name)
         used = self._volume_used(volume)
+        if available is None:
+            available = self.available()
         return {"name": name, "full_name": self._full(name),
                 "volsize": str(volume["volsize"]),
                 "volblocksize": str(BLOCK_SIZES[volume["volblocksize"]]),
                 "used": str(used), "referenced": str(volume.get("data", 0)),
-                "available": str(self.available()),
+                "available": str(available),
                 "origin": volume.get("origin"),
                 "is_clone": bool(volume.get("origin")),
                 "creation": str(volume["creation"]),
@@ -161,7 +163,8 @@ class PoolModel:
                 "usedbydataset": str(volume.get("data", 0))}
 
     def volume_records(self):
-        return [self.volume_record(name) for name in self.volumes]
+        available = self.available()      # once, not once per volume
+        return [self.volume_record(name, available) for name in self.volumes]
 
     def create_volume(self, name, size, sparse=False, blocksize="16K",
                       origin=None, readonly=False):

@@ -136,10 +136,16 @@ class JovianBackend(Backend):
         for owner in owners:
             if owner.get("pool", self.pool) == self.pool:
                 try:
-                    return self.get_target(owner["target"])
+                    record = self._get(self._target_path(owner["target"]))
                 except errors.NotFound:
                     return None
+                return appliance.target_info(
+                    record, [{"name": volume, "lun": owner.get("lun")}], [])
         return None
+
+    def target_luns(self, iqn):
+        luns = self._get(self._target_path(iqn, "luns")) or []
+        return {lun["name"]: int(lun.get("lun", 0)) for lun in luns}
 
     def create_target(self, iqn, chap):
         self._create(self._pool_path("san", "iscsi", "targets"),
