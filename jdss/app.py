@@ -71,6 +71,12 @@ class JdssApp(App):
             self._storage = Storage(cfg, drivers.load_backend(cfg))
         return self._storage
 
+    def run_subcommand(self, argv):
+        # the command's own arguments, so that it loads only the output
+        # formatter they ask for (see commands.base.DisplayMixin)
+        self.subcommand_argv = list(argv)
+        return super().run_subcommand(argv)
+
     def run(self, argv):
         # Without a command, print help rather than start cliff's
         # interactive shell, which would wait for a terminal.

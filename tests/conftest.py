@@ -124,3 +124,21 @@ def run_jdss(config_file):
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+def modules_after(*argv):
+    """Names in sys.modules after a jdss run in a fresh interpreter.
+
+    (-X importtime cannot tell: modules loaded through entry points go
+    through importlib.import_module, which it does not instrument.)
+    """
+    script = ("import json, sys\n"
+              "from jdss.app import main\n"
+              f"code = main({list(argv)!r})\n"
+              "sys.stdout.flush()\n"
+              "print('\\nMODULES ' + json.dumps(sorted(sys.modules)))\n"
+              "sys.exit(code)\n")
+    proc = subprocess.run([sys.executable, "-c", script],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return set(json.loads(proc.stdout.rsplit("MODULES ", 1)[1]))

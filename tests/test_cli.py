@@ -190,3 +190,22 @@ def test_python_m_jdss(config_file):
                            str(config_file), "pool", "show", "-f", "json"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and json.loads(proc.stdout)["name"]
+
+
+def test_json_output_loads_only_its_formatter(config_file):
+    from tests.conftest import modules_after
+    loaded = modules_after("-c", str(config_file), "pool", "show", "-f",
+                           "json")
+    assert "cliff.formatters.json_format" in loaded
+    assert not loaded & {"cliff.formatters.table", "prettytable",
+                         "wcwidth"}
+    table = modules_after("-c", str(config_file), "pool", "show")
+    assert "cliff.formatters.table" in table
+
+
+def test_formatter_options_and_errors_unchanged(cli, run_jdss):
+    cli("volume", "create", "v", "--size", "1G")
+    assert "--max-width" in cli("help", "volume", "list").out
+    assert cli("volume", "list", "--max-width", "40").code == 0
+    bad = run_jdss("volume", "list", "-f", "nope")
+    assert bad.code == 2 and "invalid choice: 'nope'" in bad.err

@@ -39,7 +39,67 @@ class Command(JdssCommandMixin, command.Command):
     """A command that prints nothing on success."""
 
 
-class ShowOne(JdssCommandMixin, show.ShowOne):
+class _Formatters:
+    """cliff's formatter plugins, only the one asked for imported.
+
+    cliff imports every formatter to build a command's parser; the table
+    formatter alone pulls in prettytable and wcwidth, which costs more than
+    a status call's own work. Names come from the entry points; an
+    extension is loaded when it is used.
+    """
+
+    def __init__(self, namespace, wanted):
+        from importlib.metadata import entry_points
+        self._entry_points = {ep.name: ep
+                              for ep in entry_points(group=namespace)}
+        self._wanted = wanted
+        self._loaded = {}
+
+    def names(self):
+        return list(self._entry_points)
+
+    def __getitem__(self, name):
+        if name not in self._loaded:
+            import types
+            plugin = self._entry_points[name].load()
+            self._loaded[name] = types.SimpleNamespace(name=name,
+                                                       obj=plugin())
+        return self._loaded[name]
+
+    def __iter__(self):
+        yield self[self._wanted]
+
+
+def requested_format(argv, default):
+    """The ``-f`` of a command line; None when every formatter is needed."""
+    argv = list(argv or ())
+    if any(arg in ("-h", "--help") for arg in argv):
+        return None
+    wanted = default
+    for index, arg in enumerate(argv):
+        if arg in ("-f", "--format") and index + 1 < len(argv):
+            wanted = argv[index + 1]
+        elif arg.startswith("--format="):
+            wanted = arg.split("=", 1)[1]
+        elif arg.startswith("-f") and len(arg) > 2:
+            wanted = arg[2:]
+    return wanted
+
+
+class DisplayMixin(JdssCommandMixin):
+    """Loads only the output formatter the command line asks for."""
+
+    def _load_formatter_plugins(self):
+        wanted = requested_format(getattr(self.app, "subcommand_argv", None),
+                                  self.formatter_default)
+        formatters = _Formatters(self.formatter_namespace, wanted)
+        if wanted is None or wanted not in formatters.names():
+            # help, or a name argparse must refuse: cliff's own way
+            return super()._load_formatter_plugins()
+        return formatters
+
+
+class ShowOne(DisplayMixin, show.ShowOne):
     """A command that prints one record."""
 
     def record(self, data):
@@ -48,7 +108,7 @@ class ShowOne(JdssCommandMixin, show.ShowOne):
         return columns, tuple(data[c] for c in columns)
 
 
-class Lister(JdssCommandMixin, lister.Lister):
+class Lister(DisplayMixin, lister.Lister):
     """A command that prints a table."""
 
     def table(self, rows, columns):
