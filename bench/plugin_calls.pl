@@ -1,12 +1,13 @@
 #!/usr/bin/perl
 # One plugin method end to end, as pvestatd or the GUI calls it:
-#   plugin_calls.pl JDSS CONFIG status|list_images
+#   plugin_calls.pl JDSS CONFIG status|list_images [AGENT_SOCKET]
 use strict;
 use warnings;
 use PVE::Storage::Custom::OpenEJovianDSSPlugin;
 
-my ($jdss, $config, $method) = @ARGV;
+my ($jdss, $config, $method, $agent) = @ARGV;
 $PVE::Storage::Custom::OpenEJovianDSSPlugin::JDSS = $jdss;
+$PVE::Storage::Custom::OpenEJovianDSSPlugin::AGENT_SOCKET = $agent // '/nonexistent';
 my $scfg = { type => 'joviandss', pool_name => 'Pool-0', config => $config,
     content => { images => 1, rootdir => 1 } };
 my $P = 'PVE::Storage::Custom::OpenEJovianDSSPlugin';

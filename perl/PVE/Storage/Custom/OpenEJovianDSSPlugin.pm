@@ -10,7 +10,9 @@ use strict;
 use warnings;
 
 use File::Path qw(make_path);
+use IO::Socket::UNIX;
 use JSON::PP;
+use Socket qw(SOCK_STREAM SOL_SOCKET SO_RCVTIMEO);
 
 use PVE::Tools qw(run_command);
 use PVE::Storage::Plugin;
@@ -20,6 +22,8 @@ use base qw(PVE::Storage::Plugin);
 our $JDSS = '/usr/bin/jdss';
 our $TIMEOUT = 600;             # seconds for one jdss call
 our $STATUS_DEADLINE = 5;       # seconds status may spend on the appliance
+our $AGENT_SOCKET = '/run/jdss/agent.sock';   # jdss-agent, when it runs
+our $AGENT_TIMEOUT = 30;        # seconds to wait for the agent's answer
 
 # exit codes of jdss (README "Exit codes")
 use constant {
@@ -168,6 +172,28 @@ sub error_message {
     return $line;
 }
 
+# Ask jdss-agent (read-only calls on the hot path). Returns its answer,
+# {ok => 1, data => ...} or {ok => 0, exit_code, message}, or undef when
+# the agent is not there or does not answer, and the caller runs jdss.
+sub agent_request {
+    my ($scfg, $op, %request) = @_;
+    return undef if !-S $AGENT_SOCKET;
+    my $reply = eval {
+        my $socket = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $AGENT_SOCKET)
+            or die "connect: $!\n";
+        $socket->setsockopt(SOL_SOCKET, SO_RCVTIMEO, pack('l!l!', $AGENT_TIMEOUT, 0));
+        my %set = (multipath => $scfg->{multipath} ? 'true' : 'false',
+            content_volume_type => content_volume_type($scfg), %{ delete $request{set} // {} });
+        print $socket JSON::PP->new->encode({ %request, op => $op, set => \%set,
+            config => config_file($scfg), pool => pool_name($scfg) }), "\n";
+        my $line = <$socket>;
+        close($socket);
+        die "no answer\n" if !defined($line);
+        JSON::PP->new->decode($line);
+    };
+    return ref($reply) eq 'HASH' ? $reply : undef;
+}
+
 sub jdss_json {
     my ($scfg, @args) = @_;
     my (undef, $out) = jdss($scfg, [@args, '-f', 'json']);
@@ -248,6 +274,12 @@ sub on_update_hook {
 
 sub status {
     my ($class, $storeid, $scfg, $cache) = @_;
+    if (my $reply = agent_request($scfg, 'pool_show',
+            set => { rest_api_deadline => $STATUS_DEADLINE })) {
+        return (0, 0, 0, 0) if !$reply->{ok};
+        my $pool = $reply->{data};
+        return ($pool->{size}, $pool->{free}, $pool->{used}, 1);
+    }
     my $pool = eval {
         my (undef, $out) = jdss($scfg, ['pool', 'show', '-f', 'json'],
             globals => ['--set', "rest_api_deadline=$STATUS_DEADLINE"],
@@ -358,7 +390,7 @@ sub free_image {
 
 sub list_images {
     my ($class, $storeid, $scfg, $vmid, $vollist, $cache) = @_;
-    my $volumes = $cache->{joviandss}->{$storeid} //= jdss_json($scfg, 'volume', 'list');
+    my $volumes = $cache->{joviandss}->{$storeid} //= list_volumes($scfg);
     my %wanted = map { $_ => 1 } @{ $vollist // [] };
     my $res = [];
     for my $volume (@$volumes) {
@@ -381,6 +413,15 @@ sub list_images {
             vmid => $owner, parent => $parent, ctime => $volume->{creation} };
     }
     return $res;
+}
+
+sub list_volumes {
+    my ($scfg) = @_;
+    if (my $reply = agent_request($scfg, 'volume_list')) {
+        return $reply->{data} if $reply->{ok};
+        die "jdss: $reply->{message}\n";
+    }
+    return jdss_json($scfg, 'volume', 'list');
 }
 
 sub volume_size_info {
