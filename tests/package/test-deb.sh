@@ -32,6 +32,9 @@ for file in ./usr/bin/jdss ./usr/bin/jdss-emulator \
         "./usr/share/doc/$pkg/examples/storage.cfg"; do
     grep -qxF "$file" <<<"$list" || fail "the package lacks $file"
 done
+grep -qE '^\./(usr/)?lib/systemd/system/jdss-agent\.service$' <<<"$list" \
+    || fail "the package lacks the jdss-agent unit"
+grep -qxF ./usr/bin/jdss-agent <<<"$list" || fail "the package lacks jdss-agent"
 ! grep -q '^\./etc/pve' <<<"$list" || fail "the package ships files under /etc/pve"
 
 step "lintian"
@@ -85,6 +88,19 @@ $J target delete vm-100-disk-0
 $J volume delete vm-101-disk-0
 $J volume delete vm-100-disk-0 --recursive
 [ -z "$($J volume list -f value)" ] || fail "volumes left after the lifecycle"
+
+step "jdss-agent answers like jdss"
+run /usr/bin/jdss-agent --socket "$work/agent.sock" > "$work/agent.out" 2>&1 &
+agent=$!
+for _ in $(seq 50); do [ -S "$work/agent.sock" ] && break; sleep 0.1; done
+reply=$(run /usr/bin/python3 -c '
+import json, socket, sys
+conn = socket.socket(socket.AF_UNIX)
+conn.connect(sys.argv[1])
+conn.sendall(json.dumps({"config": sys.argv[2], "op": "pool_show"}).encode() + b"\n")
+print(json.loads(conn.makefile().readline())["data"]["name"])' "$work/agent.sock" "$work/jdss.yaml")
+kill "$agent"; wait "$agent" || true
+[ "$reply" = "Pool-0" ] || fail "jdss-agent answered '$reply'"
 
 step "the installed Perl module, against the test doubles"
 run perl -I "$root/tests/perl/lib" -e '
