@@ -11,7 +11,12 @@ STATE=demo-state
 rm -rf "$STATE"
 mkdir -p "$STATE"
 EMULATOR_PID=
-trap '[ -n "$EMULATOR_PID" ] && kill "$EMULATOR_PID" 2>/dev/null' EXIT
+stop_emulator() {
+    [ -n "$EMULATOR_PID" ] || return 0
+    kill "$EMULATOR_PID" 2>/dev/null && wait "$EMULATOR_PID" 2>/dev/null
+    return 0
+}
+trap stop_emulator EXIT
 
 run() {
     echo

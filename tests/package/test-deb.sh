@@ -9,7 +9,9 @@ pkg=open-e-joviandss-proxmox-plugin
 version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$root/jdss/__init__.py")
 work=$(mktemp -d)
 made_etc_pve=
+agent=
 cleanup() {
+    if [ -n "$agent" ]; then kill "$agent" 2>/dev/null || true; wait "$agent" || true; fi
     rm -rf "$work"
     [ -z "$made_etc_pve" ] || rm -rf /etc/pve
 }
@@ -90,7 +92,9 @@ $J volume delete vm-100-disk-0 --recursive
 [ -z "$($J volume list -f value)" ] || fail "volumes left after the lifecycle"
 
 step "jdss-agent answers like jdss"
-run /usr/bin/jdss-agent --socket "$work/agent.sock" > "$work/agent.out" 2>&1 &
+# started directly (not through the run function), so $! is the agent
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$work" \
+    /usr/bin/jdss-agent --socket "$work/agent.sock" > "$work/agent.out" 2>&1 &
 agent=$!
 for _ in $(seq 50); do [ -S "$work/agent.sock" ] && break; sleep 0.1; done
 reply=$(run /usr/bin/python3 -c '
@@ -100,6 +104,7 @@ conn.connect(sys.argv[1])
 conn.sendall(json.dumps({"config": sys.argv[2], "op": "pool_show"}).encode() + b"\n")
 print(json.loads(conn.makefile().readline())["data"]["name"])' "$work/agent.sock" "$work/jdss.yaml")
 kill "$agent"; wait "$agent" || true
+agent=
 [ "$reply" = "Pool-0" ] || fail "jdss-agent answered '$reply'"
 
 step "the installed Perl module, against the test doubles"
