@@ -128,6 +128,10 @@ class Backend(abc.ABC):
 
     # iSCSI targets
     @abc.abstractmethod
+    def list_targets(self):
+        """Every target of the pool as :class:`TargetInfo` (with LUNs)."""
+
+    @abc.abstractmethod
     def get_target(self, iqn):
         """Return :class:`TargetInfo` of target ``iqn``."""
 

@@ -141,6 +141,11 @@ class FakeBackend(Backend):
                                      model.user_records(iqn))
 
     @_translated
+    def list_targets(self):
+        with self.store.read() as model:
+            return [self._target(model, iqn) for iqn in model.targets]
+
+    @_translated
     def get_target(self, iqn):
         with self.store.read() as model:
             return self._target(model, iqn)

@@ -122,6 +122,13 @@ class JovianBackend(Backend):
     def _target_path(self, iqn, *segments):
         return self._pool_path("san", "iscsi", "targets", iqn, *segments)
 
+    def list_targets(self):
+        records = self._paged(self._pool_path("san", "iscsi", "targets"),
+                              TARGET_PAGE_SIZE)
+        return [appliance.target_info(
+                    r, self._get(self._target_path(r["name"], "luns")) or [],
+                    []) for r in records]
+
     def get_target(self, iqn):
         record = self._get(self._target_path(iqn))
         luns = self._get(self._target_path(iqn, "luns")) or []

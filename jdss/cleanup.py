@@ -1,0 +1,83 @@
+"""Finding and removing what interrupted operations leave behind.
+
+* ``se_`` clones that exposed a snapshot, and ``t_`` temporary volumes,
+  unless exported to an initiator that still has a session;
+* hidden ``c_`` snapshots whose clone was never made (no clones);
+* targets made by jdss (IQN with the configured prefix) that export
+  nothing, or only volumes that no longer exist.
+
+Nothing with dependents is touched: a leftover that has clones or live
+sessions is reported as kept, with the reason.
+"""
+
+import logging
+
+from jdss import errors
+
+LOG = logging.getLogger(__name__)
+TEMPORARY_PREFIXES = ("se_", "t_")
+
+
+def find(storage):
+    """Leftovers: ``[{kind, name, action, reason}]`` (action remove|keep)."""
+    backend = storage.backend
+    volumes = {v.name for v in backend.list_volumes()}
+    targets = backend.list_targets()
+    exported = {lun: t for t in targets for lun in t.luns}
+    found = []
+    for target in targets:
+        if not target.name.startswith(storage.config.target_prefix):
+            continue
+        live = [v for v in target.luns if v in volumes]
+        if not live:
+            found.append(_item("target", target.name, backend, target,
+                               "exports no existing volume"))
+    for name in sorted(volumes):
+        if name.startswith(TEMPORARY_PREFIXES):
+            found.append(_item("volume", name, backend, exported.get(name),
+                               "temporary clone"))
+        if name.startswith(("v_", "vh_", "vb_")):
+            for snap in backend.list_snapshots(name):
+                if snap.name.startswith("c_") and not snap.clones:
+                    found.append({"kind": "snapshot",
+                                  "name": f"{name}@{snap.name}",
+                                  "action": "remove",
+                                  "reason": "hidden clone snapshot without "
+                                            "its clone"})
+    return found
+
+
+def _item(kind, name, backend, target, reason):
+    item = {"kind": kind, "name": name, "action": "remove", "reason": reason}
+    if target is not None:
+        sessions = backend.target_sessions(target.name)
+        if sessions:
+            item.update(action="keep", reason=f"{reason}, but "
+                        f"{', '.join(sessions)} still use it")
+    return item
+
+
+def remove(storage, items):
+    """Remove the items marked ``remove``; returns them with outcomes."""
+    backend = storage.backend
+    for item in items:
+        if item["action"] != "remove":
+            continue
+        try:
+            if item["kind"] == "target":
+                backend.delete_target(item["name"])
+            elif item["kind"] == "volume":
+                target = backend.find_volume_target(item["name"])
+                if target is not None:
+                    backend.delete_target(target.name)
+                backend.delete_volume(item["name"], recursive=True)
+            else:
+                volume, _, snap = item["name"].partition("@")
+                backend.delete_snapshot(volume, snap)
+            item["action"] = "removed"
+        except errors.NotFound:
+            item["action"] = "removed"
+        except errors.JdssError as exc:
+            item["action"] = "kept"
+            item["reason"] += f"; not removed: {exc}"
+    return items

@@ -1,0 +1,27 @@
+"""``jdss cleanup``: leftovers of interrupted operations."""
+
+from jdss.commands import base
+
+COLUMNS = ("kind", "name", "action", "reason")
+
+
+class Cleanup(base.Lister):
+    """Find and remove leftovers: temporary clones, orphan exports.
+
+    Temporary se_/t_ clones, hidden c_ snapshots without their clone, and
+    jdss targets that export no existing volume. Anything still in use by
+    an initiator, or with dependents, is kept and reported.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--dry-run", action="store_true",
+                            help="only list what would be removed")
+        return parser
+
+    def take_action(self, parsed_args):
+        from jdss import cleanup
+        items = cleanup.find(self.storage)
+        if not parsed_args.dry_run:
+            items = cleanup.remove(self.storage, items)
+        return self.table(items, COLUMNS)

@@ -1,0 +1,66 @@
+"""jdss cleanup: leftovers of interrupted operations, on every backend."""
+
+from jdss import cleanup, naming
+
+PREFIX = "iqn.2021-10.iscsi:"
+
+
+def leftovers(storage):
+    """What crashed attaches and clones leave behind, and what they don't."""
+    backend = storage.backend
+    storage.create_volume("vm-100-disk-0", "1G")
+    storage.create_snapshot("vm-100-disk-0", "s1")
+    storage.create_target("vm-100-disk-0")             # a real export: keep
+    storage.create_volume("vm-101-disk-0", "1G")
+    se_clone = naming.snapshot_clone_name("vm-100-disk-0", "s1")
+    backend.clone_volume("v_vm-100-disk-0", "s_s1", se_clone, sparse=True,
+                         readonly=True)                # crashed snapshot attach
+    backend.create_target(PREFIX + "vm-100-disk-0.s1", False)
+    backend.add_lun(PREFIX + "vm-100-disk-0.s1", se_clone, 0)
+    backend.create_snapshot("v_vm-101-disk-0", "c_v_vm-102-disk-0")
+    backend.create_target(PREFIX + "orphan", False)   # crashed export
+    backend.create_target("iqn.2000-01.other:keep", False)   # not ours
+    return se_clone
+
+
+def test_dry_run_lists_and_changes_nothing(storage):
+    se_clone = leftovers(storage)
+    found = cleanup.find(storage)
+    assert {(i["kind"], i["name"], i["action"]) for i in found} == {
+        ("target", PREFIX + "orphan", "remove"),
+        ("volume", se_clone, "remove"),
+        ("snapshot", "v_vm-101-disk-0@c_v_vm-102-disk-0", "remove")}
+    assert len(cleanup.find(storage)) == 3                 # nothing changed
+
+
+def test_cleanup_removes_only_leftovers(storage):
+    se_clone = leftovers(storage)
+    done = cleanup.remove(storage, cleanup.find(storage))
+    assert {i["action"] for i in done} == {"removed"}
+    assert cleanup.find(storage) == []
+    names = {v.name for v in storage.backend.list_volumes()}
+    assert se_clone not in names
+    assert {"v_vm-100-disk-0", "v_vm-101-disk-0"} <= names
+    assert [s["name"] for s in storage.list_snapshots("vm-100-disk-0")] == \
+        ["s1"]
+    assert storage.target("vm-100-disk-0")["lun"] == 0
+    targets = {t.name for t in storage.backend.list_targets()}
+    assert targets == {PREFIX + "vm-100-disk-0", "iqn.2000-01.other:keep"}
+
+
+def test_leftovers_in_use_are_kept(storage, monkeypatch):
+    se_clone = leftovers(storage)
+    monkeypatch.setattr(storage.backend, "target_sessions",
+                        lambda iqn: ["iqn.1993-08.org.debian:node2"]
+                        if iqn.endswith(".s1") else [])
+    items = cleanup.remove(storage, cleanup.find(storage))
+    kept = [i for i in items if i["name"] == se_clone]
+    assert kept[0]["action"] == "keep"
+    assert "node2 still use it" in kept[0]["reason"]
+    assert se_clone in {v.name for v in storage.backend.list_volumes()}
+
+
+def test_cleanup_command(cli):
+    assert cli("volume", "create", "v", "--size", "1G").code == 0
+    assert cli("cleanup", "--dry-run", "-f", "json").json() == []
+    assert cli("cleanup", "-f", "json").json() == []
