@@ -5,11 +5,13 @@ and lists images often; a Python process per call costs far more than the
 work. The agent keeps the imports, the parsed configuration and the REST
 session warm and answers one JSON line per request on a Unix socket that
 only root can use. It serves only reads (pool show, volume list, volume
-show), with the same JSON as ``jdss ... -f json``; the plugin falls back to
-the jdss command whenever the agent is not there.
+show, volume path), with the same JSON as ``jdss ... -f json``; the plugin falls back to
+the jdss command whenever the agent is not there. ``volume_path`` only
+computes where a volume is; it never attaches anything.
 
 Request:  {"config": PATH, "pool": NAME|null, "set": {KEY: VALUE},
-           "op": "pool_show"|"volume_list"|"volume_show", "name": NAME}
+           "op": "pool_show"|"volume_list"|"volume_show"|"volume_path",
+           "name": NAME, "snapshot": SNAP|null}
 Answer:   {"ok": true, "data": ...} or
           {"ok": false, "exit_code": N, "message": TEXT}
 """
@@ -80,6 +82,12 @@ def answer(cache, request):
                     for v in storage.list_volumes()]
         elif op == "volume_show":
             data = storage.volume(str(request.get("name", "")))
+        elif op == "volume_path":
+            snapshot = request.get("snapshot")
+            data = storage.volume_path(
+                str(request.get("name", "")),
+                drivers.load_transport(storage.config),
+                None if snapshot is None else str(snapshot))
         else:
             raise errors.InvalidInput(f"unknown op {op!r}")
         return {"ok": True, "data": data}

@@ -50,6 +50,20 @@ def test_same_answers_as_the_cli(agent, config_file):
                      ("volume_show", ["volume", "show", "vm-100-disk-0"])):
         reply = agent(config=str(config_file), op=op, name="vm-100-disk-0")
         assert reply == {"ok": True, "data": cli_json(config_file, *args)}
+    direct = {"transport": "iscsi-direct"}
+    reply = agent(config=str(config_file), op="volume_path",
+                  name="vm-100-disk-0", set=direct)
+    expected = json.loads(subprocess.run(
+        [jdss_command(), "-c", str(config_file), "--set",
+         "transport=iscsi-direct", "volume", "path", "vm-100-disk-0", "-f",
+         "json"], capture_output=True, text=True, check=True).stdout)
+    assert reply == {"ok": True, "data": expected}
+    assert expected["path"] == ("iscsi://127.0.0.1:3260/"
+                                "iqn.2021-10.iscsi:vm-100-disk-0/0")
+    shown = subprocess.run([jdss_command(), "-c", str(config_file),
+                            "target", "show", "vm-100-disk-0"],
+                           capture_output=True, text=True)
+    assert shown.returncode == 4          # path attached nothing
 
 
 def test_socket_is_for_root_only(agent):

@@ -24,6 +24,10 @@ my $scfg = { type => 'joviandss', pool_name => 'Pool-0', config => $config,
 $P->alloc_image('j', $scfg, 100, 'raw', undef, 1024);
 my @cli_status = $P->status('j', $scfg, {});
 my $cli_list = $P->list_images('j', $scfg, undef, undef, {});
+my $direct = write_yaml("$dir/direct.yaml", backend => 'fake', fake_state_dir => "$dir/state",
+    fake_pool_size => '10G', rest_api_addresses => ['127.0.0.1'], transport => 'iscsi-direct');
+my $dcfg = { %$scfg, config => $direct };
+my $cli_path = $P->path($dcfg, 'vm-100-disk-0', 'j');
 
 pipe(my $reader, my $writer) or die $!;
 my $pid = fork() // die;
@@ -41,6 +45,9 @@ like(scalar(<$reader>), qr/^ready/, 'agent started');
     is_deeply([$P->status('j', $scfg, {})], \@cli_status, 'status through the agent');
     is_deeply($P->list_images('j', $scfg, undef, undef, {}), $cli_list,
         'list_images through the agent');
+    is($P->path($dcfg, 'vm-100-disk-0', 'j'), $cli_path, 'path through the agent');
+    eval { $P->path($dcfg, 'vm-999-disk-0', 'j') };
+    like($@, qr/^jdss: volume 'vm-999-disk-0' not found/, 'path error: one line');
     my $missing = { %$scfg, config => "$dir/missing.yaml" };
     is_deeply([$P->status('j', $missing, {})], [0, 0, 0, 0], 'agent error: inactive');
     eval { $P->list_images('j', $missing, undef, undef, {}) };

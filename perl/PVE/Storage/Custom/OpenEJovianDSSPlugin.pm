@@ -230,8 +230,14 @@ sub filesystem_path {
         local $scfg->{path} = content_path($scfg);
         return $class->SUPER::filesystem_path($scfg, $volname, $snapname);
     }
-    my $path = jdss_value($scfg, 'path', 'volume', 'path', $name,
-        defined($snapname) ? ('--snapshot', $snapname) : ());
+    my $path;
+    if (my $reply = agent_request($scfg, 'volume_path', name => $name, snapshot => $snapname)) {
+        die "jdss: $reply->{message}\n" if !$reply->{ok};
+        $path = $reply->{data}->{path};
+    } else {
+        $path = jdss_value($scfg, 'path', 'volume', 'path', $name,
+            defined($snapname) ? ('--snapshot', $snapname) : ());
+    }
     return wantarray ? ($path, $vmid, $vtype) : $path;
 }
 
