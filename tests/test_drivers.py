@@ -27,12 +27,20 @@ def test_unknown_backend_names_the_installed_ones():
 
 @pytest.fixture(scope="module")
 def example_site(tmp_path_factory):
-    """The example package, installed by pip into a directory of its own."""
+    """The example package, installed by pip into a directory of its own.
+
+    It is built from a copy: setuptools writes build/ beside setup.py, and
+    the tests must not write into the source tree.
+    """
+    import shutil
+    source = tmp_path_factory.mktemp("src") / "jdss-example-backend"
+    shutil.copytree(EXAMPLE, source,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info"))
     target = tmp_path_factory.mktemp("site")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "--disable-pip-version-check", "--no-deps",
                     "--no-build-isolation", "--target", str(target),
-                    EXAMPLE], check=True, timeout=300)
+                    str(source)], check=True, timeout=300)
     return str(target)
 
 
