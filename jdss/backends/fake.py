@@ -44,11 +44,12 @@ class FakeBackend(Backend):
         """A model transaction; then tgtd follows the committed targets."""
         with self.store.transaction() as model:
             yield model
+            if self.tgt is None:
+                return
             targets = copy.deepcopy(model.targets)
             readonly = {name for name, volume in model.volumes.items()
                         if volume.get("readonly")}
-        if self.tgt is not None:
-            self.tgt.sync(targets, readonly)
+        self.tgt.sync(targets, readonly)
 
     def _data(self, operation, *args):
         if self.tgt is not None:
