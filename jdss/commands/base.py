@@ -16,6 +16,11 @@ class JdssCommandMixin:
     def storage(self):
         return self.app.storage
 
+    def transport(self, name=None):
+        """Transport ``name``, or the one the configuration chooses."""
+        from jdss import drivers
+        return drivers.load_transport(self.storage.config, name=name)
+
     def run(self, parsed_args):
         try:
             return super().run(parsed_args)

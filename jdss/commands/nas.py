@@ -102,8 +102,7 @@ class AttachNasVolume(base.ShowOne):
         return _mountpoint(_name(super().get_parser(prog_name)))
 
     def take_action(self, parsed_args):
-        from jdss import drivers
-        transport = drivers.load_transport(self.storage.config, name="nfs")
+        transport = self.transport("nfs")
         return self.record(self.storage.attach_nas_volume(
             parsed_args.name, parsed_args.mountpoint, transport))
 
@@ -115,7 +114,6 @@ class DetachNasVolume(base.Command):
         return _mountpoint(_name(super().get_parser(prog_name)))
 
     def take_action(self, parsed_args):
-        from jdss import drivers
-        transport = drivers.load_transport(self.storage.config, name="nfs")
+        transport = self.transport("nfs")
         self.storage.detach_nas_volume(parsed_args.name,
                                        parsed_args.mountpoint, transport)

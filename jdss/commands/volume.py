@@ -76,9 +76,7 @@ class ResizeVolume(base.ShowOne):
     def take_action(self, parsed_args):
         view = self.storage.resize_volume(parsed_args.name, parsed_args.size)
         if parsed_args.rescan:
-            from jdss import drivers
-            self.storage.rescan_volume(
-                parsed_args.name, drivers.load_transport(self.storage.config))
+            self.storage.rescan_volume(parsed_args.name, self.transport())
         return self.record(view)
 
 
@@ -130,8 +128,7 @@ class AttachVolume(base.ShowOne):
         return parser
 
     def take_action(self, parsed_args):
-        from jdss import drivers
-        transport = drivers.load_transport(self.storage.config)
+        transport = self.transport()
         return self.record(self.storage.attach_volume(
             parsed_args.name, transport, parsed_args.snapshot))
 
@@ -146,8 +143,7 @@ class DetachVolume(base.Command):
         return parser
 
     def take_action(self, parsed_args):
-        from jdss import drivers
-        transport = drivers.load_transport(self.storage.config)
+        transport = self.transport()
         self.storage.detach_volume(parsed_args.name, transport,
                                    parsed_args.snapshot)
 
@@ -162,8 +158,7 @@ class PathVolume(base.ShowOne):
         return parser
 
     def take_action(self, parsed_args):
-        from jdss import drivers
-        transport = drivers.load_transport(self.storage.config)
+        transport = self.transport()
         return self.record(self.storage.volume_path(
             parsed_args.name, transport, parsed_args.snapshot))
 
@@ -183,8 +178,8 @@ class ExportVolume(base.Command):
     def take_action(self, parsed_args):
         import sys
         from jdss import stream
-        with _AttachedHere(self.storage, parsed_args.name,
-                       parsed_args.snapshot) as path:
+        with _AttachedHere(self.storage, self.transport(), parsed_args.name,
+                           parsed_args.snapshot) as path:
             size = self.storage.volume(parsed_args.name)["size"]
             stream.export(path, size, sys.stdout.buffer)
 
@@ -207,17 +202,17 @@ class ImportVolume(base.Command):
             volume = self.storage.create_volume(parsed_args.name, size)
         if volume["size"] < size:
             self.storage.resize_volume(parsed_args.name, size)
-        with _AttachedHere(self.storage, parsed_args.name) as path:
+        with _AttachedHere(self.storage, self.transport(),
+                           parsed_args.name) as path:
             stream.import_into(path, size, sys.stdin.buffer)
 
 
 class _AttachedHere:
     """Attach a volume for the block, unless it was attached already."""
 
-    def __init__(self, storage, name, snapshot=None):
-        from jdss import drivers
-        self.storage, self.name, self.snapshot = storage, name, snapshot
-        self.transport = drivers.load_transport(storage.config)
+    def __init__(self, storage, transport, name, snapshot=None):
+        self.storage, self.transport = storage, transport
+        self.name, self.snapshot = name, snapshot
         self.attached_here = False
 
     def __enter__(self):
