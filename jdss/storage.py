@@ -395,7 +395,12 @@ class Storage:
                               auth_password=export["chap_password"])
         return properties
 
-    def _snapshot_source(self, name, snapshot):
+    def _export_names(self, name, snapshot=None):
+        """``(appliance name, IQN)`` of what exports ``name`` or its
+        ``snapshot`` (the snapshot's temporary ``se_`` clone)."""
+        naming.validate_volume_name(name)
+        if snapshot is None:
+            return naming.to_appliance_volume(name), self.iqn(name)
         naming.validate_snapshot_name(snapshot)
         return (naming.snapshot_clone_name(name, snapshot),
                 self.iqn(f"{name}@{snapshot}"))
@@ -406,14 +411,11 @@ class Storage:
         Returns ``{name, snapshot, path, transport, target, lun}``. What this
         call created (clone, export) is removed again if a later step fails.
         """
-        naming.validate_volume_name(name)
-        volume = naming.to_appliance_volume(name)
-        aname, iqn = volume, self.iqn(name)
+        aname, iqn = self._export_names(name, snapshot)
         created_clone = False
         if snapshot is not None:
-            aname, iqn = self._snapshot_source(name, snapshot)
-            created_clone = self._ensure_snapshot_clone(name, volume,
-                                                        snapshot, aname)
+            created_clone = self._ensure_snapshot_clone(
+                name, naming.to_appliance_volume(name), snapshot, aname)
         try:
             try:
                 target, created_target = self._ensure_export(aname, iqn)
@@ -488,10 +490,7 @@ class Storage:
 
         Without a target the view is the one an export would have.
         """
-        naming.validate_volume_name(name)
-        aname, iqn = naming.to_appliance_volume(name), self.iqn(name)
-        if snapshot is not None:
-            aname, iqn = self._snapshot_source(name, snapshot)
+        aname, iqn = self._export_names(name, snapshot)
         target = self.backend.find_volume_target(aname)
         if target is not None:
             return aname, target, self._export_view(name, target, aname)
@@ -513,10 +512,17 @@ class Storage:
         """Let this node see ``name``'s current size, if attached here."""
         transport.extend(self._properties_for(name))
 
+    def _addresses(self):
+        """The appliance's addresses: iSCSI portals and NFS servers."""
+        return self.config.rest_api_addresses or ("127.0.0.1",)
+
     def _portals(self):
         return [f"{address}:{self.config.target_port}"
-                for address in self.config.rest_api_addresses
-                or ("127.0.0.1",)]
+                for address in self._addresses()]
+
+    def _nfs_exports(self, share_path):
+        """``ADDR:/<pool>/<nas volume>`` of a share, one per address."""
+        return [f"{address}:/{share_path}" for address in self._addresses()]
 
     # NAS volumes and shares -----------------------------------------------
     def _nas_view(self, info):
@@ -556,8 +562,7 @@ class Storage:
         _, _, volume = share.path.partition("/")
         return {"name": share.name, "nas_volume": volume, "path": share.path,
                 "active": share.active, "nfs": share.nfs,
-                "exports": [f"{address}:/{share.path}" for address in
-                            self.config.rest_api_addresses or ("127.0.0.1",)]}
+                "exports": self._nfs_exports(share.path)}
 
     def list_shares(self):
         prefix = f"{self.config.pool}/"
@@ -598,8 +603,7 @@ class Storage:
     def detach_nas_volume(self, name, mountpoint, transport):
         """Unmount ``name`` here; the share stays for the other nodes."""
         naming.validate_nas_volume_name(name)
-        exports = [f"{address}:/{self.config.pool}/{name}" for address in
-                   self.config.rest_api_addresses or ("127.0.0.1",)]
+        exports = self._nfs_exports(f"{self.config.pool}/{name}")
         transport.disconnect({"export": exports[0], "exports": exports,
                               "mountpoint": mountpoint})
 
