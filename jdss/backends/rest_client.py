@@ -82,10 +82,10 @@ class RestClient:
             session = requests.Session()
             # No proxies, netrc or CA bundles from the environment: an
             # http_proxy meant for apt must not carry SAN management
-            # traffic, and REQUESTS_CA_BUNDLE would override verify=False.
+            # traffic. verify goes with each request (see _send), as
+            # REQUESTS_CA_BUNDLE would override a session's verify=False.
             session.trust_env = False
             session.auth = self.auth
-            session.verify = self.verify
             session.headers.update({"Content-Type": "application/json",
                                     "Accept": "application/json"})
             if self.verify is False and self.scheme == "https":
@@ -148,9 +148,7 @@ class RestClient:
             backoff = min(backoff * 2, BACKOFF_MAX)
 
     def _give_up(self, failures):
-        last = {}
-        for address, reason in failures:
-            last[address] = reason
+        last = dict(failures)            # the last reason of each address
         tried = "; ".join(f"{a}: {r}" for a, r in last.items())
         if last and all(r.startswith("TLS") for r in last.values()):
             return errors.TlsError(
@@ -187,9 +185,9 @@ class RestClient:
         except exc.RequestException as error:
             raise errors.BackendError(f"{method} {url}: {_reason(error)}") \
                 from None
-        return self._decode(method, address, raw)
+        return self._decode(method, raw)
 
-    def _decode(self, method, address, raw):
+    def _decode(self, method, raw):
         status = raw.status_code
         if status == 401:
             raise to_jdss_error(401, None, None, raw.text)
