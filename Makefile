@@ -68,6 +68,8 @@ SYSTEM_PYTHON ?= /usr/bin/python3
 DESTDIR ?=
 MANIFEST := /usr/share/jdss/installed-files
 DOCDIR := /usr/share/doc/jdss
+DOC_FILES := README.md examples/jdss-Pool-0.yaml examples/jdss-fake.yaml \
+	examples/storage.cfg drivers/multipath/configs/multipath.conf
 
 install:
 	@test -x $(SYSTEM_PYTHON) || { echo "install needs $(SYSTEM_PYTHON) (apt install python3 python3-setuptools)"; exit 1; }
@@ -81,14 +83,13 @@ install:
 	done; \
 	install -D -m 0644 perl/PVE/Storage/Custom/OpenEJovianDSSPlugin.pm \
 	  "$(DESTDIR)/usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSPlugin.pm"; \
-	for file in README.md examples/jdss-Pool-0.yaml examples/jdss-fake.yaml \
-	    examples/storage.cfg drivers/multipath/configs/multipath.conf; do \
+	for file in $(DOC_FILES); do \
 	  install -D -m 0644 $$file "$(DESTDIR)$(DOCDIR)/$$(basename $$file)"; done; \
 	mkdir -p "$(DESTDIR)$$(dirname $(MANIFEST))"; \
 	{ cat $$records/*.txt | sed -e "s|^$(DESTDIR)||" -e 's|^\([^/]\)|/\1|'; \
 	  echo /usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSPlugin.pm; \
-	  for file in README.md jdss-Pool-0.yaml jdss-fake.yaml storage.cfg multipath.conf; do \
-	    echo $(DOCDIR)/$$file; done; echo $(MANIFEST); } \
+	  for file in $(notdir $(DOC_FILES)); do echo $(DOCDIR)/$$file; done; \
+	  echo $(MANIFEST); } \
 	  | sort -u > "$(DESTDIR)$(MANIFEST)"; \
 	rm -rf $$records build drivers/*/build *.egg-info drivers/*/*.egg-info; \
 	echo "installed jdss $(VERSION) into $(if $(DESTDIR),$(DESTDIR),/); restart pvedaemon to load the plugin"
