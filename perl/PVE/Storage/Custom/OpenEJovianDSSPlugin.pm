@@ -194,6 +194,9 @@ sub agent_request {
     return ref($reply) eq 'HASH' ? $reply : undef;
 }
 
+# jdss's --snapshot option, when there is a snapshot.
+sub snapshot_args { return defined($_[0]) ? ('--snapshot', $_[0]) : (); }
+
 sub jdss_json {
     my ($scfg, @args) = @_;
     my (undef, $out) = jdss($scfg, [@args, '-f', 'json']);
@@ -236,7 +239,7 @@ sub filesystem_path {
         $path = $reply->{data}->{path};
     } else {
         $path = jdss_value($scfg, 'path', 'volume', 'path', $name,
-            defined($snapname) ? ('--snapshot', $snapname) : ());
+            snapshot_args($snapname));
     }
     return wantarray ? ($path, $vmid, $vtype) : $path;
 }
@@ -458,7 +461,7 @@ sub activate_volume {
     my ($vtype, $name) = $class->parse_volname($volname);
     return 1 if $vtype ne 'images';
     jdss($scfg, ['volume', 'attach', $name,
-        defined($snapname) ? ('--snapshot', $snapname) : ()]);
+        snapshot_args($snapname)]);
     return 1;
 }
 
@@ -467,7 +470,7 @@ sub deactivate_volume {
     my ($vtype, $name) = $class->parse_volname($volname);
     return 1 if $vtype ne 'images';
     jdss($scfg, ['volume', 'detach', $name,
-        defined($snapname) ? ('--snapshot', $snapname) : ()]);
+        snapshot_args($snapname)]);
     return 1;
 }
 
@@ -475,14 +478,14 @@ sub map_volume {
     my ($class, $storeid, $scfg, $volname, $snapname) = @_;
     my (undef, $name) = $class->parse_volname($volname);
     return jdss_value($scfg, 'path', 'volume', 'attach', $name,
-        defined($snapname) ? ('--snapshot', $snapname) : ());
+        snapshot_args($snapname));
 }
 
 sub unmap_volume {
     my ($class, $storeid, $scfg, $volname, $snapname) = @_;
     my (undef, $name) = $class->parse_volname($volname);
     jdss($scfg, ['volume', 'detach', $name,
-        defined($snapname) ? ('--snapshot', $snapname) : ()]);
+        snapshot_args($snapname)]);
     return 1;
 }
 
@@ -603,7 +606,7 @@ sub volume_export {
     my (undef, $name) = $class->parse_volname($volname);
     my $fd = fileno($fh) // die "internal error: invalid file handle for volume_export\n";
     jdss($scfg, ['volume', 'export', $name,
-        defined($snapshot) ? ('--snapshot', $snapshot) : ()], output => ">&$fd");
+        snapshot_args($snapshot)], output => ">&$fd");
     return;
 }
 
