@@ -209,3 +209,19 @@ def test_formatter_options_and_errors_unchanged(cli, run_jdss):
     assert cli("volume", "list", "--max-width", "40").code == 0
     bad = run_jdss("volume", "list", "-f", "nope")
     assert bad.code == 2 and "invalid choice: 'nope'" in bad.err
+
+
+def test_commands_do_not_scan_every_distribution(cli, monkeypatch):
+    """cliff's "provided by the X plugin" lookup reads the metadata of all
+    installed packages on every call; jdss's own commands skip it."""
+    import cliff.command
+
+    def scan():
+        raise AssertionError("packages_distributions() was called")
+
+    monkeypatch.setattr(cliff.command, "packages_distributions", scan,
+                        raising=False)
+    monkeypatch.setattr(cliff.command, "_dists_by_mods", None,
+                        raising=False)
+    assert cli("pool", "show", "-f", "json").code == 0
+    assert cli("volume", "list").code == 0
