@@ -10,6 +10,7 @@ import logging
 
 from jdss import errors, naming
 from jdss.backends.base import TargetInfo
+from jdss.progress import Waiting
 from jdss.sizes import parse_size, round_up
 
 LOG = logging.getLogger(__name__)
@@ -423,7 +424,9 @@ class Storage:
                 raise errors.NotFound(f"volume {name!r} not found") from None
             export = self._export_view(name, target, aname)
             try:
-                path = transport.connect(self.connection_properties(export))
+                with Waiting(f"attaching {name} ({export['target']})"):
+                    path = transport.connect(
+                        self.connection_properties(export))
             except Exception:
                 if created_target:
                     self._undo_target(target.name)
@@ -596,7 +599,8 @@ class Storage:
         share = self.create_share(name)
         properties = {"export": share["exports"][0],
                       "exports": share["exports"], "mountpoint": mountpoint}
-        path = transport.connect(properties)
+        with Waiting(f"mounting {share['exports'][0]} at {mountpoint}"):
+            path = transport.connect(properties)
         return {"name": name, "path": path, "export": share["exports"][0],
                 "transport": type(transport).__name__}
 

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 
 from jdss.errors import AttachFailed, InvalidInput
+from jdss.progress import Progress
 
 HEADER = struct.Struct("<Q")
 CHUNK = 4 << 20
@@ -43,7 +44,8 @@ def export(path, size, out):
     out.write(HEADER.pack(size))
     source = _local_copy_of(path) if _is_url(path) else \
         contextlib.nullcontext(path)
-    with source as local, open(local, "rb") as handle:
+    with source as local, open(local, "rb") as handle, \
+            Progress("exporting", size) as progress:
         left = size
         while left:
             chunk = handle.read(min(CHUNK, left))
@@ -51,6 +53,7 @@ def export(path, size, out):
                 raise AttachFailed(f"{path} ended {left} bytes early")
             out.write(chunk)
             left -= len(chunk)
+            progress.update(size - left)
     out.flush()
 
 
@@ -81,14 +84,17 @@ def _copy_sparse(stream, handle, size):
     """Copy, seeking over zero chunks; a regular file ends at ``size``."""
     left = size
     zero = bytes(CHUNK)
-    while left:
-        chunk = stream.read(min(CHUNK, left))
-        if not chunk:
-            raise InvalidInput(f"the import stream ended {left} bytes early")
-        if chunk == zero[:len(chunk)]:
-            handle.seek(len(chunk), os.SEEK_CUR)
-        else:
-            handle.write(chunk)
-        left -= len(chunk)
+    with Progress("importing", size) as progress:
+        while left:
+            chunk = stream.read(min(CHUNK, left))
+            if not chunk:
+                raise InvalidInput(
+                    f"the import stream ended {left} bytes early")
+            if chunk == zero[:len(chunk)]:
+                handle.seek(len(chunk), os.SEEK_CUR)
+            else:
+                handle.write(chunk)
+            left -= len(chunk)
+            progress.update(size - left)
     if not stat.S_ISBLK(os.fstat(handle.fileno()).st_mode):
         handle.truncate(size)

@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import pty
 import subprocess
 import sys
 
@@ -105,6 +106,38 @@ def cli(capsys, config_file):
         return CliResult(code, out, err)
 
     return run
+
+
+def run_on_terminal(argv, stdin=None):
+    """Run ``argv`` with stderr on a pseudo-terminal: (code, stdout, tty)."""
+    import select
+    import threading
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
+                            stderr=slave)
+    os.close(slave)
+    out = []
+    reader = threading.Thread(target=lambda: out.append(proc.stdout.read()))
+    reader.start()
+    chunks = []
+    try:
+        while True:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:          # EIO: every writer has closed it
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+        reader.join(timeout=120)
+        code = proc.wait(timeout=120)
+    finally:
+        os.close(master)
+        proc.stdout.close()
+    return code, out[0] if out else b"", b"".join(chunks).decode()
 
 
 def jdss_command():

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from jdss.backends.tgt import TgtMirror
-from tests.conftest import jdss_command, write_config
+from tests.conftest import jdss_command, run_on_terminal, write_config
 from tests.emulator import free_port
 
 TOOLS = ("tgtd", "tgtadm", "qemu-io", "iscsi-ls")
@@ -193,3 +193,27 @@ def test_export_import_round_trip_is_byte_identical(tgt_config, tmp_path):
     # the import attached vm-501 itself and detached it again
     for name in ("vm-500-disk-0", "vm-501-disk-0"):
         jdss(tgt_config, "volume", "detach", name)
+
+
+def test_export_and_import_show_progress_on_a_terminal_only(tgt_config,
+                                                             tmp_path):
+    jdss(tgt_config, "volume", "create", "vm-510-disk-0", "--size", "8M")
+    stream = tmp_path / "vm-510-disk-0.raw+size"
+    export = [jdss_command(), "-c", str(tgt_config), "volume", "export",
+              "vm-510-disk-0"]
+    code, data, terminal = run_on_terminal(export)
+    assert code == 0, terminal
+    assert "exporting: 8.0 MiB of 8.0 MiB (100%)" in terminal
+    stream.write_bytes(data)
+    with open(stream, "rb") as source:
+        code, _, terminal = run_on_terminal(
+            [jdss_command(), "-c", str(tgt_config), "volume", "import",
+             "vm-511-disk-0"], stdin=source)
+    assert code == 0, terminal
+    assert "importing: 8.0 MiB of 8.0 MiB (100%)" in terminal
+
+    with open(stream, "rb") as source:
+        quiet = subprocess.run(export[:-2] + ["import", "vm-512-disk-0"],
+                               stdin=source, capture_output=True,
+                               timeout=120)
+    assert quiet.returncode == 0 and quiet.stderr == b""

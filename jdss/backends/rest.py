@@ -6,6 +6,7 @@ from jdss import errors
 from jdss.backends import appliance
 from jdss.backends.base import Backend
 from jdss.backends.rest_client import RestClient, path
+from jdss.progress import Progress
 
 PAGE_SIZE = 500
 TARGET_PAGE_SIZE = 100
@@ -45,16 +46,19 @@ class JovianBackend(Backend):
         """Every entry of a paged list, walking pages until a short one."""
         entries, seen = [], set()
         page = 0
-        while True:
-            data = self._get(f"{path_}?page={page}&per_page={per_page}")
-            batch = data.get("entries", []) if isinstance(data, dict) \
-                else (data or [])
-            fresh = [e for e in batch if e.get("name") not in seen]
-            seen.update(e.get("name") for e in fresh)
-            entries.extend(fresh)
-            if len(batch) < per_page or not fresh:
-                return entries
-            page += 1
+        with Progress(f"listing {path_.rsplit('/', 1)[-1]}",
+                      unit="entries") as progress:
+            while True:
+                data = self._get(f"{path_}?page={page}&per_page={per_page}")
+                batch = data.get("entries", []) if isinstance(data, dict) \
+                    else (data or [])
+                fresh = [e for e in batch if e.get("name") not in seen]
+                seen.update(e.get("name") for e in fresh)
+                entries.extend(fresh)
+                if len(batch) < per_page or not fresh:
+                    return entries
+                page += 1
+                progress.update(len(entries))
 
     # pool -----------------------------------------------------------------
     def get_pool(self):

@@ -1,0 +1,77 @@
+"""Progress: a rewritten line on a terminal, nothing when not on one."""
+
+import io
+import os
+import pty
+import subprocess
+
+import pytest
+
+from jdss.backends.model import PoolModel
+from jdss.backends.store import StateStore
+from jdss.progress import Progress, Waiting
+from tests.conftest import jdss_command, run_on_terminal, write_config
+
+
+def test_progress_draws_on_a_terminal_only():
+    master, slave = pty.openpty()
+    try:
+        with open(slave, "w", closefd=False) as terminal:
+            with Progress("copying", 100, stream=terminal,
+                          interval=0) as progress:
+                progress.update(50)
+                progress.update(100)
+        drawn = os.read(master, 4096).decode()
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert "\rcopying: 50 B of 100 B (50%)" in drawn
+    assert "(100%)" in drawn and drawn.endswith("\n")
+
+    piped = io.StringIO()
+    with Progress("copying", 100, stream=piped, interval=0) as progress:
+        progress.update(100)
+    with Waiting("attaching", stream=piped, interval=0.01):
+        pass
+    assert piped.getvalue() == ""
+
+
+def test_waiting_counts_seconds_on_a_terminal():
+    master, slave = pty.openpty()
+    try:
+        with open(slave, "w", closefd=False) as terminal:
+            with Waiting("attaching x", stream=terminal, interval=0.01):
+                import time
+                time.sleep(0.1)
+        drawn = os.read(master, 4096).decode()
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert "\rattaching x, 0 s" in drawn
+
+
+@pytest.fixture
+def big_pool(tmp_path, tls_cert):
+    """An emulator whose pool holds more volumes than one REST page."""
+    from tests.emulator import Emulator
+    store = StateStore(str(tmp_path / "emulator-state"), "Pool-0", 10 << 40)
+    with store.transaction() as model:
+        assert isinstance(model, PoolModel)
+        for n in range(1200):
+            model.create_volume(f"v_vm-{1000 + n}-disk-0", 1 << 30, True,
+                                "16K")
+    emulator = Emulator(str(tmp_path), *tls_cert, pools=("Pool-0",))
+    yield write_config(tmp_path / "rest.yaml", **emulator.config())
+    emulator.stop()
+
+
+def test_listing_thousands_shows_progress_on_a_terminal(big_pool):
+    argv = [jdss_command(), "-c", str(big_pool), "volume", "list", "-f",
+            "value", "-c", "name"]
+    code, out, terminal = run_on_terminal(argv)
+    assert code == 0 and len(out.split()) == 1200
+    assert "listing volumes: 500 entries" in terminal
+    assert "1000 entries" in terminal
+
+    quiet = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0 and quiet.stderr == ""
