@@ -54,6 +54,8 @@ class JdssApp(App):
             if getattr(handler, "stream", None) is self.stderr:
                 handler.setFormatter(log.ConsoleFormatter("%(message)s"))
                 handler.setLevel(level)
+                if level >= logging.WARNING:
+                    handler.addFilter(log.own_records_only)
 
     @property
     def storage(self):

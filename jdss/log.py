@@ -40,6 +40,16 @@ class ConsoleFormatter(logging.Formatter):
         return f"jdss: {text}"
 
 
+def own_records_only(record):
+    """Console filter: jdss's records; libraries' only with -v or --debug.
+
+    os-brick and oslo log their own retries and tracebacks; the jdss error
+    that follows says what failed in one line, so at the default level the
+    console shows only that. Log files keep everything.
+    """
+    return record.name.split(".", 1)[0].startswith("jdss")
+
+
 def protect(handler):
     """Attach the redacting filter to ``handler``."""
     if REDACTOR not in handler.filters:

@@ -225,3 +225,31 @@ def test_commands_do_not_scan_every_distribution(cli, monkeypatch):
                         raising=False)
     assert cli("pool", "show", "-f", "json").code == 0
     assert cli("volume", "list").code == 0
+
+
+def test_attach_without_iscsiadm_says_what_to_install(run_jdss, tmp_path):
+    assert run_jdss("volume", "create", "vm-1-disk-0", "--size", "1G").code \
+        == 0
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    result = run_jdss("volume", "attach", "vm-1-disk-0",
+                      env={"PATH": str(empty)})
+    assert result.code == 12
+    assert result.err == ("jdss: error: iscsiadm not found: install "
+                          "open-iscsi (apt install open-iscsi) on this "
+                          "node\n")
+    assert run_jdss("target", "show", "vm-1-disk-0").code == 4  # undone
+
+
+def test_console_shows_library_records_only_when_verbose():
+    import logging
+    from jdss import log
+
+    def record(name):
+        return logging.LogRecord(name, logging.WARNING, __file__, 1, "m",
+                                 None, None)
+
+    assert log.own_records_only(record("jdss.storage"))
+    assert log.own_records_only(record("jdss_iscsi.iscsi"))
+    assert not log.own_records_only(record("os_brick.initiator"))
+    assert not log.own_records_only(record("oslo_utils.excutils"))

@@ -20,6 +20,15 @@ def scan_attempts(timeout):
 
 def make_connector(config, use_multipath, executor=None):
     """An os-brick ISCSIConnector with ``executor`` running its commands."""
+    import shutil
+    import warnings
+    if executor is None and shutil.which("iscsiadm") is None:
+        raise AttachFailed("iscsiadm not found: install open-iscsi "
+                           "(apt install open-iscsi) on this node")
+    # oslo.privsep imports eventlet, which warns on stderr that it is
+    # deprecated: nothing an admin can act on, and it would end up in
+    # every Proxmox task log.
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     try:
         import os_brick
         from os_brick.initiator import connector
