@@ -70,6 +70,7 @@ MANIFEST := /usr/share/jdss/installed-files
 DOCDIR := /usr/share/doc/jdss
 DOC_FILES := README.md examples/jdss-Pool-0.yaml examples/jdss-fake.yaml \
 	examples/storage.cfg drivers/multipath/configs/multipath.conf
+MANUAL := $(wildcard docs/*.md)
 
 install:
 	@test -x $(SYSTEM_PYTHON) || { echo "install needs $(SYSTEM_PYTHON) (apt install python3 python3-setuptools)"; exit 1; }
@@ -85,10 +86,12 @@ install:
 	  "$(DESTDIR)/usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSPlugin.pm"; \
 	for file in $(DOC_FILES); do \
 	  install -D -m 0644 $$file "$(DESTDIR)$(DOCDIR)/$$(basename $$file)"; done; \
+	for file in $(MANUAL); do \
+	  install -D -m 0644 $$file "$(DESTDIR)$(DOCDIR)/$$file"; done; \
 	mkdir -p "$(DESTDIR)$$(dirname $(MANIFEST))"; \
 	{ cat $$records/*.txt | sed -e "s|^$(DESTDIR)||" -e 's|^\([^/]\)|/\1|'; \
 	  echo /usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSPlugin.pm; \
-	  for file in $(notdir $(DOC_FILES)); do echo $(DOCDIR)/$$file; done; \
+	  for file in $(notdir $(DOC_FILES)) $(MANUAL); do echo $(DOCDIR)/$$file; done; \
 	  echo $(MANIFEST); } \
 	  | sort -u > "$(DESTDIR)$(MANIFEST)"; \
 	rm -rf $$records build drivers/*/build *.egg-info drivers/*/*.egg-info; \

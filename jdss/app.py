@@ -7,7 +7,7 @@ import sys
 from cliff.app import App
 from cliff.commandmanager import CommandManager
 
-from jdss import __version__, log
+from jdss import __version__, errors, log
 
 LOG = logging.getLogger(__name__)
 
@@ -24,6 +24,9 @@ class JdssApp(App):
         self._storage = None
 
     def build_option_parser(self, description, version, argparse_kwargs=None):
+        argparse_kwargs = dict(  # keeps the exit code table of the epilog
+            argparse_kwargs or {},
+            formatter_class=argparse.RawDescriptionHelpFormatter)
         parser = super().build_option_parser(description, version,
                                              argparse_kwargs)
         parser.add_argument(
@@ -39,6 +42,11 @@ class JdssApp(App):
             help="override a configuration key (repeatable), e.g. "
                  "--set multipath=true")
         parser.__class__ = _GlobalOptionParser
+        parser.epilog = "\n".join(
+            ["Exit codes:", "   0  Success."] + errors.exit_code_help()
+            + ["", "'jdss help COMMAND' shows a command's options; the "
+               "manual is docs/ of the source,", "installed under "
+               "/usr/share/doc/."])
         return parser
 
     # cliff's verbosity (-q 0, default 1, -v 2, -vv 3) -> console level:

@@ -57,7 +57,7 @@ class NoSpace(JdssError):
 
 
 class RollbackBlocked(JdssError):
-    """A rollback would destroy newer snapshots; ``blockers`` names them."""
+    """A rollback would destroy newer snapshots (the message names them)."""
 
     exit_code = 8
 
@@ -67,7 +67,7 @@ class RollbackBlocked(JdssError):
 
 
 class Unreachable(JdssError):
-    """No address of the appliance answered."""
+    """No address of the appliance answered, or TLS failed."""
 
     exit_code = 9
 
@@ -98,3 +98,14 @@ EXIT_CODES = {cls.__name__: cls.exit_code for cls in (
     JdssError, InvalidInput, ConfigError, NotFound, AlreadyExists, Busy,
     NoSpace, RollbackBlocked, Unreachable, AuthFailed, BackendError,
     AttachFailed)}
+
+
+def exit_code_help():
+    """Lines of ``code  meaning`` for ``jdss --help``, from the classes."""
+    classes = sorted({cls.exit_code: cls for cls in (
+        JdssError, InvalidInput, ConfigError, NotFound, AlreadyExists, Busy,
+        NoSpace, RollbackBlocked, Unreachable, AuthFailed, BackendError,
+        AttachFailed)}.values(), key=lambda cls: cls.exit_code)
+    return [f"  {cls.exit_code:>2}  "
+            + ("Other failure." if cls is JdssError
+               else cls.__doc__.splitlines()[0]) for cls in classes]
