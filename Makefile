@@ -16,8 +16,8 @@ DEB := dist/$(PACKAGE)_$(VERSION)_all.deb
 BUILD_PACKAGES := debhelper dh-python devscripts build-essential lintian \
 	python3-all python3-setuptools
 
-.PHONY: all venv develop demo test system-deps clean deb package-deps package-test \
-	install uninstall bench
+.PHONY: all venv develop demo test reliability system-deps clean deb package-deps \
+	package-test install uninstall bench
 
 all: develop
 
@@ -57,10 +57,17 @@ system-deps:
 	  else echo "tests that need $$missing will be skipped (run as root to install)"; fi; \
 	fi
 
-# The whole test suite: Python (pytest), then the Perl plugin (prove).
+# The whole test suite: Python (pytest), the reliability scenarios, then the
+# Perl plugin (prove).
 test: system-deps $(VENV)/.test
-	$(PY) -m pytest
+	$(PY) -m pytest --ignore=tests/reliability
+	$(MAKE) --no-print-directory reliability
 	JDSS_BIN=$(abspath $(VENV)/bin/jdss) prove -I tests/perl/lib -I perl tests/perl/t
+
+# Faults, crashes, concurrent load, bad input, secrets: prints the README's
+# reliability table (scenario, runs, failures, data lost).
+reliability: system-deps $(VENV)/.test
+	$(PY) -m pytest tests/reliability
 
 # Install from source (as the user guide says), into the system or DESTDIR.
 # The manifest lets uninstall remove exactly what install wrote.

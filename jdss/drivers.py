@@ -32,8 +32,13 @@ def load_driver_class(namespace, name, base):
 
 def load_backend(config):
     """The backend the configuration names, constructed."""
+    import os
     from jdss.backends.base import Backend
-    return load_driver_class(BACKENDS, config.backend, Backend)(config)
+    backend = load_driver_class(BACKENDS, config.backend, Backend)(config)
+    if "JDSS_CRASH_AFTER" in os.environ:       # crash-consistency tests
+        from jdss import crashpoint
+        backend = crashpoint.wrap(backend)
+    return backend
 
 
 def transport_name(config, content=False):

@@ -171,7 +171,11 @@ class Storage:
         clone = naming.to_appliance_volume(new_name)
         if snapshot is None:
             snap = naming.clone_origin_snapshot(clone)
-            self._create_snapshot(source, info.name, snap, hidden=True)
+            try:
+                self._create_snapshot(source, info.name, snap, hidden=True)
+            except errors.AlreadyExists:
+                self._renew_hidden_snapshot(source, info.name, snap, clone,
+                                            new_name)
         else:
             naming.validate_snapshot_name(snapshot)
             snap = naming.snapshot_name(snapshot)
@@ -189,6 +193,24 @@ class Storage:
                                       f"{source!r} not found") from None
             raise
         return self.volume(new_name)
+
+    def _renew_hidden_snapshot(self, source, aname, snap, clone, new_name):
+        """A hidden snapshot without its clone is left from an interrupted
+        clone: replace it, since the clone must show the current state."""
+        try:
+            self.backend.get_volume(clone)
+        except errors.NotFound:
+            pass
+        else:
+            raise errors.AlreadyExists(
+                f"volume {new_name!r} already exists") from None
+        try:
+            self.backend.delete_snapshot(aname, snap)
+        except errors.Busy:
+            raise errors.Busy(f"volume {source!r} has a clone snapshot "
+                              f"{snap} that other volumes depend on; run "
+                              "'jdss cleanup --dry-run'") from None
+        self._create_snapshot(source, aname, snap, hidden=True)
 
     # snapshots ------------------------------------------------------------
     def _snapshots(self, volume):

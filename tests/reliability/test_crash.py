@@ -1,0 +1,110 @@
+"""Crash consistency: SIGKILL after each appliance change, then run again.
+
+Every command is run with JDSS_CRASH_AFTER=k for k = 1, 2, ... until it
+completes without reaching step k. After each crash the same command is
+run again and must converge: the intended state holds, what existed
+before is intact, and once the volume is detached again ``jdss cleanup``
+finds nothing left over.
+"""
+
+import json
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+from tests.conftest import jdss_command, write_config
+
+OPERATIONS = {
+    "create": (["volume", "create", "vm-200-disk-0", "--size", "1G"], None),
+    "clone": (["volume", "clone", "vm-100-disk-0", "vm-201-disk-0"], None),
+    "clone of a snapshot": (["volume", "clone", "vm-100-disk-0",
+                             "vm-202-disk-0", "--snapshot", "s1"], None),
+    "attach": (["volume", "attach", "vm-100-disk-0"],
+               ["volume", "detach", "vm-100-disk-0"]),
+    "snapshot attach": (["volume", "attach", "vm-100-disk-0",
+                         "--snapshot", "s1"],
+                        ["volume", "detach", "vm-100-disk-0",
+                         "--snapshot", "s1"]),
+    "snapshot": (["snapshot", "create", "vm-100-disk-0", "s3"], None),
+    "rollback": (["snapshot", "rollback", "vm-100-disk-0", "s2"], None),
+}
+
+
+def jdss(config, *args, crash_after=None):
+    env = None
+    if crash_after is not None:
+        import os
+        env = dict(os.environ, JDSS_CRASH_AFTER=str(crash_after))
+    return subprocess.run([jdss_command(), "-c", str(config)] + list(args),
+                          capture_output=True, text=True, timeout=120,
+                          env=env)
+
+
+def state(config):
+    """Volumes with sizes and snapshots, and exported volume names."""
+    volumes = json.loads(jdss(config, "volume", "list", "-f", "json").stdout)
+    result = {}
+    for volume in volumes:
+        snaps = json.loads(jdss(config, "snapshot", "list", volume["name"],
+                                "-f", "json").stdout)
+        result[volume["name"]] = (volume["size"],
+                                  sorted(s["name"] for s in snaps))
+    return result
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    """A pool with vm-100-disk-0 (snapshots s1, s2), made once."""
+    directory = tmp_path_factory.mktemp("baseline")
+    config = write_config(directory / "jdss.yaml",
+                          transport="iscsi-direct")
+    for args in (["volume", "create", "vm-100-disk-0", "--size", "1G"],
+                 ["snapshot", "create", "vm-100-disk-0", "s1"],
+                 ["snapshot", "create", "vm-100-disk-0", "s2"]):
+        assert jdss(config, *args).returncode == 0
+    return directory
+
+
+def fresh_pool(baseline, tmp_path):
+    shutil.copytree(baseline / "state", tmp_path / "state")
+    return write_config(tmp_path / "jdss.yaml", transport="iscsi-direct")
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+def test_rerun_after_a_crash_converges(operation, baseline, tmp_path,
+                                       scenario):
+    command, undo = OPERATIONS[operation]
+    clean_config = fresh_pool(baseline, tmp_path / "clean")
+    assert jdss(clean_config, *command).returncode == 0
+    if undo:
+        assert jdss(clean_config, *undo).returncode == 0
+    expected = state(clean_config)
+
+    for step in range(1, 10):
+        config = fresh_pool(baseline, tmp_path / f"step{step}")
+        crashed = jdss(config, *command, crash_after=step)
+        if crashed.returncode == 0:
+            break                       # the command has fewer steps
+        assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+        rerun = jdss(config, *command)
+        converged = rerun.returncode == 0 or (
+            rerun.returncode == 5 and command[1] in ("create", "clone"))
+        if undo:
+            converged &= jdss(config, *undo).returncode == 0
+        leftovers = json.loads(jdss(config, "cleanup", "--dry-run", "-f",
+                                    "json").stdout)
+        final = state(config)
+        lost = sum(1 for name, (size, snaps) in expected.items()
+                   if name not in final or final[name][0] != size
+                   or not set(snaps) <= set(final[name][1]))
+        scenario(f"crash after each step: {operation}",
+                 failed=not converged or final != expected or leftovers,
+                 lost=lost)
+        assert converged, (step, rerun.stderr)
+        assert leftovers == [], (step, leftovers)
+        assert final == expected, step
+    else:
+        pytest.fail(f"{operation} did not finish within 9 steps")
+    assert step > 1, f"{operation} was never interrupted"
