@@ -188,7 +188,8 @@ def test_every_operation_under_fault(fault, appliance, tmp_path, scenario):
                     and str(outcome) and "\n" not in str(outcome))
             lost = sum(1 for v in before["volumes"]
                        if v not in after["volumes"])
-        scenario(f"{fault}", failed=not good, lost=lost)
+        scenario(f"appliance fault: {fault} (every operation)",
+                 failed=not good, lost=lost)
         if not good:
             failures.append((operation, str(outcome), before, after,
                              round(elapsed, 1)))
