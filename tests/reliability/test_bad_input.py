@@ -152,3 +152,50 @@ def test_plugin_refuses_cleanly(plugin, scenario, name, snapshot, size):
     scenario("bad names and sizes through the Perl plugin (hypothesis)",
              failed=bool(bad or outside or canary))
     assert not bad and not outside and not canary, (bad, outside)
+
+
+# keys whose value names a path jdss writes to or a peer it starts or
+# contacts: a generated value there would be a request to do just that
+NOT_GENERATED = {"backend", "fake_state_dir", "fake_tgt_portal", "logfile",
+                 "chap_secret_file"}
+VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(),
+              st.floats(allow_nan=True), st.text(max_size=30), NASTY),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.text(max_size=8), inner,
+                                            max_size=3)),
+    max_leaves=6)
+
+
+def config_keys():
+    from jdss import config
+    return sorted(set(config.OPTIONS_BY_NAME) - NOT_GENERATED)
+
+
+@SETTINGS
+@given(values=st.dictionaries(
+    st.one_of(st.sampled_from(config_keys()), st.text(max_size=12)),
+    VALUES, max_size=4), garbage=st.booleans())
+def test_config_files_refused_cleanly(sandbox, scenario, values, garbage):
+    import yaml
+    directory, _ = sandbox
+    path = directory / "generated.yaml"
+    data = {"backend": "fake", "fake_state_dir": str(directory / "state")}
+    data.update({k: v for k, v in values.items() if k not in NOT_GENERATED})
+    text = yaml.safe_dump(data, allow_unicode=True)
+    if garbage:
+        text += "\n: [unclosed\n"
+    path.write_text(text)
+    path.chmod(0o600)
+    before = files_under(directory)
+    code, err = jdss_in_process(path, "pool", "show", "-f", "json")
+    outside = {f for f in files_under(directory) - before
+               if not f.startswith(str(directory / "state"))}
+    bad = "Traceback" in err or code not in (0, 3)
+    scenario("generated config files (hypothesis)",
+             failed=bad or bool(outside))
+    assert not bad, (code, err)
+    assert not outside, outside
+    if code == 3:
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("jdss: error: ") and str(path) in last, err
