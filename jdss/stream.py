@@ -28,10 +28,45 @@ def _qemu_img(*args):
 
 
 @contextlib.contextmanager
+def _qemu_image(url):
+    """``(options, image)`` naming ``url`` for qemu-img.
+
+    A CHAP password in the URL would show in ``ps``; it goes to qemu-img
+    through a secret file of mode 0600 instead, and the image is given as
+    an option string (to be used with --image-opts / --target-image-opts).
+    """
+    from urllib.parse import unquote, urlsplit
+    parts = urlsplit(url)
+    # libiscsi's form: iscsi://USER%PASSWORD@PORTAL/IQN/LUN
+    credentials, _, portal = parts.netloc.rpartition("@")
+    if "%" not in credentials:
+        yield [], None
+        return
+    user, password = credentials.split("%", 1)
+    _, iqn, lun = parts.path.split("/")
+    with tempfile.TemporaryDirectory(prefix="jdss-secret-") as tmp:
+        secret = os.path.join(tmp, "chap")
+        handle = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(handle, "w") as out:
+            out.write(unquote(password))
+        yield (["--object", f"secret,id=jdss-chap,file={secret}"],
+               "driver=raw,file.driver=iscsi,file.transport=tcp,"
+               f"file.portal={portal},"
+               f"file.target={iqn},file.lun={lun},"
+               f"file.user={unquote(user)},"
+               "file.password-secret=jdss-chap")
+
+
+@contextlib.contextmanager
 def _local_copy_of(url):
-    with tempfile.TemporaryDirectory(prefix="jdss-export-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="jdss-export-") as tmp, \
+            _qemu_image(url) as (options, image):
         copy = os.path.join(tmp, "volume.raw")
-        _qemu_img("convert", "-f", "raw", "-O", "raw", url, copy)
+        if image is None:
+            _qemu_img("convert", "-f", "raw", "-O", "raw", url, copy)
+        else:
+            _qemu_img("convert", *options, "--image-opts", image,
+                      "-O", "raw", copy)
         yield copy
 
 
@@ -72,7 +107,13 @@ def import_into(path, size, stream):
             local = os.path.join(tmp, "volume.raw")
             with open(local, "wb") as handle:
                 _copy_sparse(stream, handle, size)
-            _qemu_img("convert", "-n", "-f", "raw", "-O", "raw", local, path)
+            with _qemu_image(path) as (options, image):
+                if image is None:
+                    _qemu_img("convert", "-n", "-f", "raw", "-O", "raw",
+                              local, path)
+                else:
+                    _qemu_img("convert", "-n", *options, "-f", "raw",
+                              "--target-image-opts", local, image)
         return
     with open(path, "r+b") as handle:
         _copy_sparse(stream, handle, size)

@@ -217,3 +217,39 @@ def test_export_and_import_show_progress_on_a_terminal_only(tgt_config,
                                stdin=source, capture_output=True,
                                timeout=120)
     assert quiet.returncode == 0 and quiet.stderr == b""
+
+
+def test_chap_secret_never_on_qemu_img_command_line(tgt_config, tmp_path):
+    """export/import through QEMU's initiator with CHAP: the password goes
+    to qemu-img in a 0600 secret file, not in its arguments (ps)."""
+    text = tgt_config.read_text() + "chap_enabled: true\nchap_user: pve\n"
+    tgt_config.write_text(text)
+    jdss(tgt_config, "volume", "create", "vm-520-disk-0", "--size", "8M")
+    url = attach(tgt_config, "vm-520-disk-0")
+    secret = url.split("%", 1)[1].split("@", 1)[0]
+    assert qemu_io(url, f"write -P 0x71 0 {MB}").returncode == 0
+    real = shutil.which("qemu-img")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "qemu-img.calls"
+    wrapper = bin_dir / "qemu-img"
+    wrapper.write_text("#!/bin/sh\n"
+                       f"printf '%s\\n' \"$*\" >> {record}\n"
+                       f"exec {real} \"$@\"\n")
+    wrapper.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    stream = tmp_path / "vm-520.raw+size"
+    with open(stream, "wb") as out:
+        subprocess.run([jdss_command(), "-c", str(tgt_config), "volume",
+                        "export", "vm-520-disk-0"], stdout=out, check=True,
+                       timeout=120, env=env)
+    # tgt keeps one password per CHAP user: one CHAP target at a time
+    jdss(tgt_config, "volume", "detach", "vm-520-disk-0")
+    with open(stream, "rb") as source:
+        subprocess.run([jdss_command(), "-c", str(tgt_config), "volume",
+                        "import", "vm-521-disk-0"], stdin=source,
+                       check=True, timeout=120, env=env)
+    calls = record.read_text()
+    assert calls.count("convert") == 2 and "password-secret" in calls
+    assert secret not in calls
+    assert pattern_at(attach(tgt_config, "vm-521-disk-0"), 0x71)
