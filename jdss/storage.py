@@ -428,11 +428,14 @@ class Storage:
         return (naming.snapshot_clone_name(name, snapshot),
                 self.iqn(f"{name}@{snapshot}"))
 
-    def attach_volume(self, name, transport, snapshot=None):
+    def attach_volume(self, name, transport, snapshot=None,
+                      exclusive=False):
         """Export ``name`` (or its ``snapshot``) and connect it here.
 
         Returns ``{name, snapshot, path, transport, target, lun}``. What this
         call created (clone, export) is removed again if a later step fails.
+        ``exclusive`` refuses while another initiator has a session: a
+        local file system must never be mounted by two nodes.
         """
         aname, iqn = self._export_names(name, snapshot)
         created_clone = False
@@ -446,6 +449,8 @@ class Storage:
                 raise errors.NotFound(f"volume {name!r} not found") from None
             export = self._export_view(name, target, aname)
             try:
+                if exclusive:
+                    self._check_no_other_initiator(name, target, transport)
                 with Waiting(f"attaching {name} ({export['target']})"):
                     path = transport.connect(
                         self.connection_properties(export))
@@ -460,6 +465,21 @@ class Storage:
         return {"name": name, "snapshot": snapshot, "path": path,
                 "transport": type(transport).__name__,
                 "target": export["target"], "lun": export["lun"]}
+
+    def _check_no_other_initiator(self, name, target, transport):
+        own = transport.initiator_name()
+        others = [s for s in self.backend.target_sessions(target.name)
+                  if s != own]
+        if others:
+            users = ", ".join(sorted(set(others)))
+            raise errors.Busy(
+                f"volume {name!r} is in use by {users}; it holds a local "
+                "file system, which only one node may mount (use an NFS "
+                "content volume to share content between nodes)")
+        if own is None:
+            raise errors.AttachFailed(
+                f"cannot attach {name!r} exclusively: transport "
+                f"{type(transport).__name__} has no initiator name")
 
     def _ensure_snapshot_clone(self, name, aname, snapshot, clone):
         """Make the read-only clone exposing ``name@snapshot``; new?"""

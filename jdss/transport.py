@@ -45,3 +45,7 @@ class Transport(abc.ABC):
 
     def extend(self, properties):
         """Make this node see a volume's new size (after a resize)."""
+
+    def initiator_name(self):
+        """The name this node logs in with, if the transport has one."""
+        return None

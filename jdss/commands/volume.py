@@ -125,12 +125,17 @@ class AttachVolume(base.ShowOne):
         parser.add_argument("name", help="volume to attach")
         parser.add_argument("--snapshot",
                             help="attach this snapshot read-only instead")
+        parser.add_argument("--exclusive", action="store_true",
+                            help="refuse while another node has a session "
+                                 "on the volume (for a local file system, "
+                                 "such as an iSCSI content volume)")
         return parser
 
     def take_action(self, parsed_args):
         transport = self.transport()
         return self.record(self.storage.attach_volume(
-            parsed_args.name, transport, parsed_args.snapshot))
+            parsed_args.name, transport, parsed_args.snapshot,
+            exclusive=parsed_args.exclusive))
 
 
 class DetachVolume(base.Command):

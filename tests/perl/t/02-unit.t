@@ -229,7 +229,7 @@ eval { $P->activate_storage('j7', { %$content, content_volume_type => 'iscsi' },
 is($@, "Unable identify file system type for content storage, if that is a first run, "
     . "format $dir/blank.img to a file system of your choise.\n", 'mkfs hint names the device');
 is_deeply(strip_globals((calls())[1]),
-    ['volume', 'attach', 'proxmox-content', '-f', 'value', '-c', 'path'],
+    ['volume', 'attach', 'proxmox-content', '--exclusive', '-f', 'value', '-c', 'path'],
     'iSCSI content volume attached');
 
 # debug adds verbosity; no call goes through a shell

@@ -330,7 +330,9 @@ sub activate_storage {
         my ($exit) = jdss($scfg, ['volume', 'show', $name], allow => [EXIT_NOT_FOUND]);
         jdss($scfg, ['volume', 'create', $name, '--size', $size])
             if $exit == EXIT_NOT_FOUND;
-        my $device = jdss_value($scfg, 'path', 'volume', 'attach', $name);
+        # a local file system: never mounted by two nodes at once
+        my $device = jdss_value($scfg, 'path', 'volume', 'attach', $name,
+            '--exclusive');
         mount_content_device($device, $path);
     }
     for my $vtype (qw(iso vztmpl backup)) {

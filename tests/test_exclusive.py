@@ -1,0 +1,67 @@
+"""volume attach --exclusive: a local file system is never mounted twice."""
+
+import pytest
+
+from jdss import errors
+from jdss.transport import Transport
+
+
+class RecordingTransport(Transport):
+    """Attaches nothing; says which initiator this node is."""
+
+    def __init__(self, config, initiator):
+        super().__init__(config)
+        self.initiator = initiator
+        self.connected = []
+
+    def connect(self, properties):
+        self.connected.append(properties["target_iqn"])
+        return "/dev/sdx"
+
+    def disconnect(self, properties):
+        pass
+
+    def initiator_name(self):
+        return self.initiator
+
+
+def test_exclusive_attach_refuses_a_second_node(storage, monkeypatch):
+    storage.create_volume("content", "1G")
+    here = RecordingTransport(storage.config, "iqn.2024-01.node:a")
+    sessions = []
+    monkeypatch.setattr(storage.backend, "target_sessions",
+                        lambda iqn: list(sessions))
+    assert storage.attach_volume("content", here,
+                                 exclusive=True)["path"] == "/dev/sdx"
+    sessions[:] = ["iqn.2024-01.node:a", "iqn.2024-01.node:a"]  # multipath
+    assert storage.attach_volume("content", here, exclusive=True)
+
+    other = RecordingTransport(storage.config, "iqn.2024-01.node:b")
+    with pytest.raises(errors.Busy) as refused:
+        storage.attach_volume("content", other, exclusive=True)
+    assert "in use by iqn.2024-01.node:a" in str(refused.value)
+    assert other.connected == []                 # never logged in
+    assert storage.target("content")             # the export stays
+    assert storage.attach_volume("content", other)   # not exclusive: fine
+
+
+def test_exclusive_needs_an_initiator_name(storage):
+    storage.create_volume("content", "1G")
+    anonymous = RecordingTransport(storage.config, None)
+    with pytest.raises(errors.AttachFailed):
+        storage.attach_volume("content", anonymous, exclusive=True)
+    with pytest.raises(errors.NotFound):       # the export made is undone
+        storage.target("content")
+
+
+def test_kernel_transport_reads_the_initiator_name(tmp_path, monkeypatch):
+    from jdss_iscsi import iscsi
+    from jdss_iscsi.iscsi import ISCSITransport
+    name_file = tmp_path / "initiatorname.iscsi"
+    name_file.write_text("## generated\nInitiatorName=iqn.1993-08.org."
+                         "debian:01:abc\n")
+    monkeypatch.setattr(iscsi, "INITIATOR_FILE", str(name_file))
+    assert ISCSITransport(None).initiator_name() == \
+        "iqn.1993-08.org.debian:01:abc"
+    monkeypatch.setattr(iscsi, "INITIATOR_FILE", str(tmp_path / "missing"))
+    assert ISCSITransport(None).initiator_name() is None
