@@ -6,10 +6,12 @@ backend behaves the same. Errors name the Proxmox objects, not the
 appliance's.
 """
 
+import dataclasses
+import functools
 import logging
 
-from jdss import errors, naming
-from jdss.backends.base import TargetInfo
+from jdss import errors, locks, naming
+from jdss.backends.base import TargetInfo, VolumeInfo
 from jdss.progress import Waiting
 from jdss.sizes import parse_size, round_up
 
@@ -17,6 +19,16 @@ LOG = logging.getLogger(__name__)
 BLOCK_BYTES = {"16K": 16 << 10, "32K": 32 << 10, "64K": 64 << 10,
                "128K": 128 << 10, "256K": 256 << 10, "512K": 512 << 10,
                "1M": 1 << 20}
+
+
+def _one_change_per_volume(method):
+    """Run ``method(self, volume, ...)`` under this node's volume lock."""
+
+    @functools.wraps(method)
+    def locked(self, volume, *args, **kwargs):
+        with locks.volume_lock(self.config.pool, volume):
+            return method(self, volume, *args, **kwargs)
+    return locked
 
 
 class Storage:
@@ -71,6 +83,18 @@ class Storage:
     def volume(self, name):
         return self._volume_view(name, self._get_volume(name))
 
+    def _made(self, name, made):
+        """The view of volume ``name`` that a change just made.
+
+        Read back from the appliance; if another call removed it meanwhile,
+        the change still happened, so ``made`` (the VolumeInfo the change
+        gave it) is shown rather than turning success into "not found".
+        """
+        try:
+            return self.volume(name)
+        except errors.NotFound:
+            return self._volume_view(name, made)
+
     def _sparse(self, thin):
         return self.config.thin_provision if thin is None else thin
 
@@ -92,14 +116,17 @@ class Storage:
         except errors.NoSpace as exc:
             raise errors.NoSpace(f"not enough space for volume {name!r} "
                                  f"({size} bytes): {exc}") from None
-        return self.volume(name)
+        return self._made(name, VolumeInfo(aname, size, 0, block_size,
+                                           self._sparse(thin)))
 
+    @_one_change_per_volume
     def delete_volume(self, name, recursive=False):
         info = self._get_volume(name)
         try:
             self.backend.delete_volume(info.name, recursive=recursive)
         except errors.NotFound:
-            return
+            # deleted meanwhile by another call: this one did not delete it
+            raise errors.NotFound(f"volume {name!r} not found") from None
         except errors.Busy as exc:
             raise self._why_busy(name, info.name, exc) from None
         if info.origin and info.origin[1].startswith("c_"):
@@ -133,6 +160,7 @@ class Storage:
                            f"{', '.join(names)}; delete them or use "
                            "--recursive")
 
+    @_one_change_per_volume
     def resize_volume(self, name, size):
         info = self._get_volume(name)
         size = round_up(parse_size(size),
@@ -148,8 +176,9 @@ class Storage:
                 raise errors.NoSpace(f"not enough space to grow volume "
                                      f"{name!r} to {size} bytes: {exc}") \
                     from None
-        return self.volume(name)
+        return self._made(name, dataclasses.replace(info, size=size))
 
+    @_one_change_per_volume
     def rename_volume(self, name, new_name):
         naming.validate_volume_name(new_name)
         info = self._get_volume(name)
@@ -163,8 +192,10 @@ class Storage:
             raise errors.Busy(f"volume {name!r} is exported as an iSCSI "
                               f"target; run 'jdss target delete {name}' "
                               "first") from None
-        return self.volume(new_name)
+        return self._made(new_name, dataclasses.replace(
+            info, name=naming.to_appliance_volume(new_name)))
 
+    @_one_change_per_volume
     def clone_volume(self, source, new_name, snapshot=None, thin=None):
         naming.validate_volume_name(new_name)
         info = self._get_volume(source)
@@ -192,7 +223,9 @@ class Storage:
                 raise errors.NotFound(f"snapshot {snapshot!r} of volume "
                                       f"{source!r} not found") from None
             raise
-        return self.volume(new_name)
+        return self._made(new_name, VolumeInfo(
+            clone, info.size, 0, info.block_size, self._sparse(thin),
+            origin=(info.name, snap)))
 
     def _renew_hidden_snapshot(self, source, aname, snap, clone, new_name):
         """A hidden snapshot without its clone is left from an interrupted
@@ -237,6 +270,7 @@ class Storage:
                 f"snapshot {naming.from_appliance_snapshot(snap)!r} of "
                 f"volume {volume!r} already exists") from None
 
+    @_one_change_per_volume
     def create_snapshot(self, volume, snapshot):
         naming.validate_volume_name(volume)
         naming.validate_snapshot_name(snapshot)
@@ -248,6 +282,7 @@ class Storage:
         raise errors.NotFound(f"snapshot {snapshot!r} of volume {volume!r} "
                               "vanished right after it was made")
 
+    @_one_change_per_volume
     def delete_snapshot(self, volume, snapshot):
         naming.validate_volume_name(volume)
         naming.validate_snapshot_name(snapshot)
@@ -289,6 +324,7 @@ class Storage:
                 "clones": [naming.from_appliance_volume(c) or c
                            for s in newer for c in s.clones]}
 
+    @_one_change_per_volume
     def rollback(self, volume, snapshot, force=False):
         check = self.rollback_check(volume, snapshot)
         if check["clones"]:

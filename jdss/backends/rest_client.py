@@ -113,6 +113,7 @@ class RestClient:
         backoff = BACKOFF_FIRST
         failures = []
         broken = set()
+        sent_before = False     # an earlier attempt may have been applied
         while True:
             for offset in range(len(self.addresses)):
                 index = (self.current + offset) % len(self.addresses)
@@ -121,7 +122,16 @@ class RestClient:
                     continue
                 try:
                     response = self._send(method, address, path_, body)
+                except errors.NotFound:
+                    if method == "DELETE" and sent_before:
+                        # our earlier attempt deleted it; its answer was lost
+                        LOG.info("%s %s: applied before the connection "
+                                 "broke", method, path_)
+                        self.current = index
+                        return Response(204, None)
+                    raise
                 except _Retry as retry:
+                    sent_before = sent_before or retry.sent
                     failures.append((address, retry.reason))
                     if retry.permanent:
                         broken.add(address)
