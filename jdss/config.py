@@ -298,6 +298,11 @@ def parse(raw, path="<config>", overrides=None):
             values[name] = option.parse(value)
         except ValueError as exc:
             raise ConfigError(f"{path}: {key}: {exc}") from None
+        if option.parse is _path and not os.path.isabs(values[name]) \
+                and os.path.isfile(path):
+            # relative to the file, not to wherever jdss was started
+            values[name] = os.path.join(
+                os.path.dirname(os.path.abspath(path)), values[name])
     for name, value in (overrides or {}).items():
         if value is not None:
             try:

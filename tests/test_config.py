@@ -190,3 +190,19 @@ def test_state_dir_default_follows_xdg(tmp_path, monkeypatch):
 def test_chap_key_lives_in_priv_beside_config(tmp_path):
     cfg = load_text(tmp_path, "backend: fake\npool: P1\n")
     assert cfg.chap_key_path == str(tmp_path / "priv" / "jdss-P1.chap")
+
+
+def test_relative_paths_are_relative_to_the_file(tmp_path, monkeypatch):
+    (tmp_path / "priv").mkdir()
+    (tmp_path / "priv" / "pw").write_text("s3cret\n")
+    (tmp_path / "priv" / "pw").chmod(0o600)
+    path = tmp_path / "jdss.yaml"
+    path.write_text("backend: fake\nrest_api_password_file: priv/pw\n"
+                    "logfile: log/jdss.log\nloglevel: info\n")
+    monkeypatch.chdir("/")
+    cfg = config.load(str(path))
+    assert cfg.rest_api_password == "s3cret"
+    assert cfg.logfile == str(tmp_path / "log" / "jdss.log")
+    # a --set value is the caller's: relative to the current directory
+    cfg = config.load(str(path), overrides={"logfile": "other.log"})
+    assert cfg.logfile == "other.log"
