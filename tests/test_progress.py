@@ -4,6 +4,7 @@ import io
 import os
 import pty
 import subprocess
+import time
 
 import pytest
 
@@ -13,41 +14,41 @@ from jdss.progress import Progress, Waiting
 from tests.conftest import jdss_command, run_on_terminal, write_config
 
 
-def test_progress_draws_on_a_terminal_only():
+def drawn_on_terminal(draw):
+    """What ``draw(stream)`` writes to a pseudo-terminal."""
     master, slave = pty.openpty()
     try:
         with open(slave, "w", closefd=False) as terminal:
-            with Progress("copying", 100, stream=terminal,
-                          interval=0) as progress:
-                progress.update(50)
-                progress.update(100)
-        drawn = os.read(master, 4096).decode()
+            draw(terminal)
+        return os.read(master, 4096).decode()
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_progress_draws_on_a_terminal_only():
+    def copy(stream):
+        with Progress("copying", 100, stream=stream, interval=0) as progress:
+            progress.update(50)
+            progress.update(100)
+
+    drawn = drawn_on_terminal(copy)
     assert "\rcopying: 50 B of 100 B (50%)" in drawn
     assert "(100%)" in drawn and drawn.endswith("\n")
 
     piped = io.StringIO()
-    with Progress("copying", 100, stream=piped, interval=0) as progress:
-        progress.update(100)
+    copy(piped)
     with Waiting("attaching", stream=piped, interval=0.01):
         pass
     assert piped.getvalue() == ""
 
 
 def test_waiting_counts_seconds_on_a_terminal():
-    master, slave = pty.openpty()
-    try:
-        with open(slave, "w", closefd=False) as terminal:
-            with Waiting("attaching x", stream=terminal, interval=0.01):
-                import time
-                time.sleep(0.1)
-        drawn = os.read(master, 4096).decode()
-    finally:
-        os.close(master)
-        os.close(slave)
-    assert "\rattaching x, 0 s" in drawn
+    def wait(stream):
+        with Waiting("attaching x", stream=stream, interval=0.01):
+            time.sleep(0.1)
+
+    assert "\rattaching x, 0 s" in drawn_on_terminal(wait)
 
 
 @pytest.fixture
