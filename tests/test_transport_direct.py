@@ -221,7 +221,8 @@ def test_export_and_import_show_progress_on_a_terminal_only(tgt_config,
 
 def test_chap_secret_never_on_qemu_img_command_line(tgt_config, tmp_path):
     """export/import through QEMU's initiator with CHAP: the password goes
-    to qemu-img in a 0600 secret file, not in its arguments (ps)."""
+    to qemu-img in a 0600 secret file, not in its arguments (ps) nor in
+    its environment."""
     text = tgt_config.read_text() + "chap_enabled: true\nchap_user: pve\n"
     tgt_config.write_text(text)
     jdss(tgt_config, "volume", "create", "vm-520-disk-0", "--size", "8M")
@@ -235,6 +236,7 @@ def test_chap_secret_never_on_qemu_img_command_line(tgt_config, tmp_path):
     wrapper = bin_dir / "qemu-img"
     wrapper.write_text("#!/bin/sh\n"
                        f"printf '%s\\n' \"$*\" >> {record}\n"
+                       f"env >> {record}\n"
                        f"exec {real} \"$@\"\n")
     wrapper.chmod(0o755)
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
@@ -251,5 +253,6 @@ def test_chap_secret_never_on_qemu_img_command_line(tgt_config, tmp_path):
                        check=True, timeout=120, env=env)
     calls = record.read_text()
     assert calls.count("convert") == 2 and "password-secret" in calls
+    assert "PATH=" in calls                     # the environment was seen
     assert secret not in calls
     assert pattern_at(attach(tgt_config, "vm-521-disk-0"), 0x71)
