@@ -29,6 +29,10 @@ OPERATIONS = {
                          "--snapshot", "s1"]),
     "snapshot": (["snapshot", "create", "vm-100-disk-0", "s3"], None),
     "rollback": (["snapshot", "rollback", "vm-100-disk-0", "s2"], None),
+    "attach with CHAP": (["--set", "chap_enabled=true", "volume", "attach",
+                          "vm-100-disk-0"],
+                         ["--set", "chap_enabled=true", "volume", "detach",
+                          "vm-100-disk-0"]),
 }
 
 
@@ -54,36 +58,93 @@ def state(config):
     return result
 
 
+BASELINE = (["volume", "create", "vm-100-disk-0", "--size", "1G"],
+            ["snapshot", "create", "vm-100-disk-0", "s1"],
+            ["snapshot", "create", "vm-100-disk-0", "s2"])
+
+
+class FakePools:
+    """Copies of a fake pool holding vm-100-disk-0 with snapshots s1, s2."""
+
+    def __init__(self, directory):
+        self.baseline = directory
+        config = self._config(directory)
+        for args in BASELINE:
+            assert jdss(config, *args).returncode == 0
+
+    @staticmethod
+    def _config(directory):
+        return write_config(directory / "jdss.yaml",
+                            transport="iscsi-direct")
+
+    def fresh(self, directory):
+        shutil.copytree(self.baseline / "state", directory / "state")
+        return self._config(directory)
+
+    def stop(self):
+        pass
+
+
+class RestPools:
+    """The same pool behind a jdss-emulator of its own for every copy."""
+
+    def __init__(self, directory, tls):
+        from tests.emulator import Emulator
+        self.tls, self.running = tls, []
+        self.baseline = directory
+        emulator = Emulator(str(directory), *tls, pools=("Pool-0",))
+        try:
+            config = self._config(directory, emulator)
+            for args in BASELINE:
+                assert jdss(config, *args).returncode == 0
+        finally:
+            emulator.stop()
+
+    @staticmethod
+    def _config(directory, emulator):
+        return write_config(directory / "jdss.yaml",
+                            **emulator.config(transport="iscsi-direct"))
+
+    def fresh(self, directory):
+        from tests.emulator import Emulator
+        shutil.copytree(self.baseline / "emulator-state",
+                        directory / "emulator-state",
+                        ignore=shutil.ignore_patterns("requests.log",
+                                                      "faults.json"))
+        emulator = Emulator(str(directory), *self.tls, pools=("Pool-0",))
+        self.running.append(emulator)
+        return self._config(directory, emulator)
+
+    def stop(self):
+        for emulator in self.running:
+            emulator.stop()
+        self.running = []
+
+
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory):
-    """A pool with vm-100-disk-0 (snapshots s1, s2), made once."""
-    directory = tmp_path_factory.mktemp("baseline")
-    config = write_config(directory / "jdss.yaml",
-                          transport="iscsi-direct")
-    for args in (["volume", "create", "vm-100-disk-0", "--size", "1G"],
-                 ["snapshot", "create", "vm-100-disk-0", "s1"],
-                 ["snapshot", "create", "vm-100-disk-0", "s2"]):
-        assert jdss(config, *args).returncode == 0
-    return directory
-
-
-def fresh_pool(baseline, tmp_path):
-    shutil.copytree(baseline / "state", tmp_path / "state")
-    return write_config(tmp_path / "jdss.yaml", transport="iscsi-direct")
+def pools(tmp_path_factory, tls_cert):
+    made = {"fake": FakePools(tmp_path_factory.mktemp("fake-baseline")),
+            "joviandss": RestPools(tmp_path_factory.mktemp("rest-baseline"),
+                                   tls_cert)}
+    yield made
+    for each in made.values():
+        each.stop()
 
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))
-def test_rerun_after_a_crash_converges(operation, baseline, tmp_path,
+@pytest.mark.parametrize("backend", ["fake", "joviandss"])
+def test_rerun_after_a_crash_converges(backend, operation, pools, tmp_path,
                                        scenario):
     command, undo = OPERATIONS[operation]
-    clean_config = fresh_pool(baseline, tmp_path / "clean")
+    copies = pools[backend]
+    clean_config = copies.fresh(tmp_path / "clean")
     assert jdss(clean_config, *command).returncode == 0
     if undo:
         assert jdss(clean_config, *undo).returncode == 0
     expected = state(clean_config)
 
     for step in range(1, 10):
-        config = fresh_pool(baseline, tmp_path / f"step{step}")
+        config = copies.fresh(tmp_path / f"step{step}")
         crashed = jdss(config, *command, crash_after=step)
         if crashed.returncode == 0:
             break                       # the command has fewer steps
@@ -99,7 +160,7 @@ def test_rerun_after_a_crash_converges(operation, baseline, tmp_path,
         lost = sum(1 for name, (size, snaps) in expected.items()
                    if name not in final or final[name][0] != size
                    or not set(snaps) <= set(final[name][1]))
-        scenario(f"crash after each step: {operation}",
+        scenario(f"{backend}: crash after each step: {operation}",
                  failed=not converged or final != expected or leftovers,
                  lost=lost)
         assert converged, (step, rerun.stderr)
@@ -107,4 +168,5 @@ def test_rerun_after_a_crash_converges(operation, baseline, tmp_path,
         assert final == expected, step
     else:
         pytest.fail(f"{operation} did not finish within 9 steps")
+    copies.stop()
     assert step > 1, f"{operation} was never interrupted"
