@@ -45,3 +45,24 @@ def test_cli_debug_log_has_no_password(tmp_path, run_jdss):
     assert text, "debug logging should have written something"
     assert PASSWORD not in text
     assert not any(PASSWORD in output for output in outputs)
+
+
+def test_chap_key_is_random_private_and_shared_by_racing_makers(tmp_path):
+    import stat
+    from concurrent.futures import ThreadPoolExecutor
+    from jdss import chap
+    path = tmp_path / "priv" / "jdss-Pool-0.chap"
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: chap.load_or_create_key(str(path)),
+                            range(8)))
+    assert len(keys) == 1                         # every maker got the same
+    key = keys.pop()
+    assert len(key) == 64 and int(key, 16)        # 32 bytes from secrets
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    other = chap.load_or_create_key(str(tmp_path / "other.chap"))
+    assert other != key
+    first = chap.target_password(key, "iqn.2021-10.iscsi:vm-1-disk-0")
+    assert first == chap.target_password(key, "iqn.2021-10.iscsi:vm-1-disk-0")
+    assert first != chap.target_password(key, "iqn.2021-10.iscsi:vm-2-disk-0")
