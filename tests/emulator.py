@@ -33,7 +33,7 @@ class Emulator:
 
     def __init__(self, directory, cert=None, key=None, listens=None,
                  pools=("Pool-0", "Pool-1"), pool_size=100 << 30,
-                 plain_http=False, port=None):
+                 plain_http=False, port=None, max_per_page=None):
         self.directory = directory
         self.state_dir = os.path.join(directory, "emulator-state")
         os.makedirs(self.state_dir, exist_ok=True)
@@ -55,6 +55,8 @@ class Emulator:
             command += ["--pool", pool]
         for address in self.addresses:
             command += ["--listen", f"{address}:{self.port}"]
+        if max_per_page:
+            command += ["--max-per-page", str(max_per_page)]
         if plain_http:
             command.append("--plain-http")
         elif cert:

@@ -115,8 +115,8 @@ def test_failover_to_second_address_and_stay(pair, tmp_path):
     assert client.addresses[client.current] == "127.0.0.3"
     sent = client.requests_sent
     storage.volume("v")
-    storage.list_volumes()
-    assert client.requests_sent == sent + 2      # no detour via .2 again
+    storage.list_volumes()                       # a page and the empty one
+    assert client.requests_sent == sent + 3      # no detour via .2 again
     assert all(listen.startswith("127.0.0.3")
                for listen, _, _, _ in pair.requests())
 
@@ -249,3 +249,24 @@ def test_emulator_stops_on_sigterm(tmp_path, tls_cert):
     running.stop()
     assert running.process.returncode == 0
     assert not os.path.exists(os.path.join(running.state_dir, "x"))
+
+
+def test_short_pages_are_not_the_end(tmp_path, tls_cert):
+    """An appliance may serve fewer entries per page than asked for: the
+    walk goes on until a page brings nothing new."""
+    running = Emulator(str(tmp_path), *tls_cert, pools=("Pool-0",),
+                       max_per_page=7)
+    try:
+        storage = storage_for(tmp_path, **running.config())
+        for n in range(20):
+            storage.create_volume(f"vm-{n}-disk-0", "1G")
+        for n in range(9):
+            storage.create_snapshot("vm-0-disk-0", f"s{n}")
+        before = len(running.requests())
+        assert len(storage.list_volumes()) == 20
+        pages = [p for _, m, p, _ in running.requests()[before:]]
+        assert len(pages) == 4                     # 7 + 7 + 6 + empty
+        assert [s["name"] for s in storage.list_snapshots("vm-0-disk-0")] \
+            == [f"s{n}" for n in range(9)]
+    finally:
+        running.stop()

@@ -43,7 +43,11 @@ class JovianBackend(Backend):
         self.client.request("DELETE", path_, body)
 
     def _paged(self, path_, per_page=PAGE_SIZE):
-        """Every entry of a paged list, walking pages until a short one."""
+        """Every entry of a paged list, walking pages until an empty one.
+
+        A short page is not the end: an appliance may serve fewer entries
+        per page than asked for. A page with nothing new ends the walk too.
+        """
         entries, seen = [], set()
         page = 0
         with Progress(f"listing {path_.rsplit('/', 1)[-1]}",
@@ -55,7 +59,7 @@ class JovianBackend(Backend):
                 fresh = [e for e in batch if e.get("name") not in seen]
                 seen.update(e.get("name") for e in fresh)
                 entries.extend(fresh)
-                if len(batch) < per_page or not fresh:
+                if not fresh:
                     return entries
                 page += 1
                 progress.update(len(entries))

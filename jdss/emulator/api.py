@@ -37,7 +37,10 @@ def _need(body, *keys):
     return [body[k] for k in keys]
 
 
-def _page(records, query, default_per_page=100):
+def _page(records, query, default_per_page=100, max_per_page=None):
+    """One page of ``records``; an appliance may serve fewer per page than
+    asked for (``max_per_page``), which is why clients walk pages until
+    an empty one."""
     try:
         page = int(query.get("page", 0))
         per_page = int(query.get("per_page", default_per_page))
@@ -47,6 +50,8 @@ def _page(records, query, default_per_page=100):
     if page < 0 or per_page <= 0:
         raise ApplianceError(400, VALIDATION_CLASS, 22,
                              "page and per_page must be positive")
+    if max_per_page:
+        per_page = min(per_page, max_per_page)
     entries = records[page * per_page:(page + 1) * per_page]
     return {"results": len(records), "entries": entries}
 
@@ -54,7 +59,8 @@ def _page(records, query, default_per_page=100):
 class RestApi:
     """Serves the pools of a state directory."""
 
-    def __init__(self, state_dir, pools, pool_size):
+    def __init__(self, state_dir, pools, pool_size, max_per_page=None):
+        self.max_per_page = max_per_page
         self.stores = {pool: StateStore(state_dir, pool, pool_size)
                        for pool in pools}
 
@@ -64,6 +70,10 @@ class RestApi:
         except KeyError:
             raise ApplianceError(404, NOT_FOUND_CLASS, ERRNO_NOT_FOUND,
                                  f"Pool {pool} not found.") from None
+
+    def page(self, records, query, per_page=100):
+        """The page of ``records`` that ``query`` asks for."""
+        return _page(records, query, per_page, self.max_per_page)
 
     def read(self, pool):
         return self._store(pool).read()
@@ -127,7 +137,7 @@ def _interfaces(api, body, query):
 @route("GET", "/pools/{pool}/volumes")
 def _volumes(api, body, query, pool):
     with api.read(pool) as model:
-        return 200, _page(model.volume_records(), query)
+        return 200, api.page(model.volume_records(), query)
 
 
 @route("POST", "/pools/{pool}/volumes")
@@ -147,7 +157,7 @@ def _all_snapshots(api, body, query, pool):
             for record in model.snapshot_records(volume):
                 record["volume"] = volume
                 records.append(record)
-        return 200, _page(records, query)
+        return 200, api.page(records, query)
 
 
 @route("GET", "/pools/{pool}/volumes/{volume}")
@@ -188,7 +198,7 @@ def _delete_volume(api, body, query, pool, volume):
 @route("GET", "/pools/{pool}/volumes/{volume}/snapshots")
 def _snapshots(api, body, query, pool, volume):
     with api.read(pool) as model:
-        return 200, _page(model.snapshot_records(volume), query)
+        return 200, api.page(model.snapshot_records(volume), query)
 
 
 @route("POST", "/pools/{pool}/volumes/{volume}/snapshots")
@@ -250,7 +260,7 @@ TARGETS = "/pools/{pool}/san/iscsi/targets"
 @route("GET", TARGETS)
 def _targets(api, body, query, pool):
     with api.read(pool) as model:
-        return 200, _page(model.target_records(), query, 25)
+        return 200, api.page(model.target_records(), query, 25)
 
 
 @route("POST", TARGETS)
@@ -367,7 +377,7 @@ def _lun_owners(api, body, query):
 @route("GET", "/pools/{pool}/nas-volumes")
 def _nas_volumes(api, body, query, pool):
     with api.read(pool) as model:
-        return 200, _page(model.nas_volume_records(), query)
+        return 200, api.page(model.nas_volume_records(), query)
 
 
 @route("POST", "/pools/{pool}/nas-volumes")
@@ -410,7 +420,7 @@ def _shares(api, body, query):
     for pool in api.stores:
         with api.read(pool) as model:
             records += model.share_records()
-    return 200, _page(records, query)
+    return 200, api.page(records, query)
 
 
 @route("POST", "/shares")

@@ -120,7 +120,8 @@ class Emulator:
     """Listeners, credentials, faults and the request log of one run."""
 
     def __init__(self, args, password):
-        self.api = RestApi(args.state_dir, args.pool, args.pool_size)
+        self.api = RestApi(args.state_dir, args.pool, args.pool_size,
+                           args.max_per_page)
         self.faults = FaultPlan(args.control or os.path.join(
             args.state_dir, "faults.json"))
         self.request_log = args.request_log or os.path.join(
@@ -237,6 +238,9 @@ def parse_args(argv):
                                           "STATE_DIR/faults.json)")
     parser.add_argument("--request-log", help="request log (default: "
                                               "STATE_DIR/requests.log)")
+    parser.add_argument("--max-per-page", type=int, metavar="N",
+                        help="serve at most N entries per page, whatever "
+                             "per_page asks for (as an appliance may)")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     args.pool = args.pool or ["Pool-0"]
