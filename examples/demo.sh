@@ -56,7 +56,9 @@ lifecycle() {
 }
 
 echo "== Part 1: jdss $("$JDSS" --version 2>&1 | awk '{print $2}') on the embedded fake backend"
-CONFIG=examples/jdss-fake.yaml
+# the example configuration, with its pools kept in ./demo-state
+CONFIG=$STATE/jdss-fake.yaml
+{ cat examples/jdss-fake.yaml; echo "fake_state_dir: ."; } > "$CONFIG"
 lifecycle
 
 echo
@@ -80,8 +82,8 @@ pool: Pool-0
 rest_api_addresses: [127.0.0.1]
 rest_api_port: $PORT
 rest_api_login: admin
-rest_api_password_file: $STATE/emulator.pw
-driver_ssl_cert_path: $STATE/emulator/emulator-cert.pem
+rest_api_password_file: emulator.pw
+driver_ssl_cert_path: emulator/emulator-cert.pem
 thin_provision: True
 YAML
 lifecycle
