@@ -281,6 +281,10 @@ def parse(raw, path="<config>", overrides=None):
         raise ConfigError(f"{path}: expected a mapping of keys to values at "
                           "the top level")
     values = {}
+    # relative paths in the file are relative to the file, not to wherever
+    # jdss was started
+    base = os.path.dirname(os.path.abspath(path)) \
+        if os.path.isfile(path) else None
     for key, value in raw.items():
         name = ALIASES.get(key, key)
         option = OPTIONS_BY_NAME.get(name)
@@ -298,11 +302,8 @@ def parse(raw, path="<config>", overrides=None):
             values[name] = option.parse(value)
         except ValueError as exc:
             raise ConfigError(f"{path}: {key}: {exc}") from None
-        if option.parse is _path and not os.path.isabs(values[name]) \
-                and os.path.isfile(path):
-            # relative to the file, not to wherever jdss was started
-            values[name] = os.path.join(
-                os.path.dirname(os.path.abspath(path)), values[name])
+        if option.parse is _path and base is not None:
+            values[name] = os.path.join(base, values[name])
     for name, value in (overrides or {}).items():
         if value is not None:
             try:

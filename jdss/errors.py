@@ -94,18 +94,16 @@ class AttachFailed(JdssError):
     exit_code = 12
 
 
-EXIT_CODES = {cls.__name__: cls.exit_code for cls in (
-    JdssError, InvalidInput, ConfigError, NotFound, AlreadyExists, Busy,
-    NoSpace, RollbackBlocked, Unreachable, AuthFailed, BackendError,
-    AttachFailed)}
+#: one class per exit code
+ERROR_CLASSES = (JdssError, InvalidInput, ConfigError, NotFound,
+                 AlreadyExists, Busy, NoSpace, RollbackBlocked, Unreachable,
+                 AuthFailed, BackendError, AttachFailed)
+EXIT_CODES = {cls.__name__: cls.exit_code for cls in ERROR_CLASSES}
 
 
 def exit_code_help():
     """Lines of ``code  meaning`` for ``jdss --help``, from the classes."""
-    classes = sorted({cls.exit_code: cls for cls in (
-        JdssError, InvalidInput, ConfigError, NotFound, AlreadyExists, Busy,
-        NoSpace, RollbackBlocked, Unreachable, AuthFailed, BackendError,
-        AttachFailed)}.values(), key=lambda cls: cls.exit_code)
+    classes = sorted(ERROR_CLASSES, key=lambda cls: cls.exit_code)
     return [f"  {cls.exit_code:>2}  "
             + ("Other failure." if cls is JdssError
                else cls.__doc__.splitlines()[0]) for cls in classes]

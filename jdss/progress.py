@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+
 class Progress:
     """One rewritten line on stderr when stderr is a terminal.
 
@@ -58,9 +59,6 @@ class Progress:
         if force or now - self._drawn >= self.interval:
             self._drawn = now
             self._draw(self.text())
-
-    def advance(self, amount):
-        self.update(self._done + amount)
 
     def _draw(self, text):
         pad = max(0, self._width - len(text))

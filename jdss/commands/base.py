@@ -30,8 +30,10 @@ class JdssCommandMixin:
         40 ms. jdss's commands are jdss's own, so the line never applies.
         """
         parts = [self._epilog or ""]
-        parts += [epilog for hook in getattr(self, "_hooks", ()) if hook.obj is not None
-                  for epilog in [hook.obj.get_epilog()] if epilog]
+        for hook in getattr(self, "_hooks", ()):
+            epilog = hook.obj.get_epilog() if hook.obj is not None else None
+            if epilog:
+                parts.append(epilog)
         return "\n\n".join(parts)
 
     def run(self, parsed_args):
