@@ -7,7 +7,17 @@ DRIVERS := $(wildcard drivers/*)
 
 # Real peers the tests drive: a userspace iSCSI target, QEMU's and
 # libiscsi's initiators, openssl for the emulator's certificates.
-SYSTEM_PACKAGES := tgt qemu-utils qemu-block-extra libiscsi-bin openssl
+SYSTEM_PACKAGES := tgt qemu-utils qemu-block-extra libiscsi-bin openssl \
+	$(PVE_PERL_PACKAGES)
+# What the real Proxmox VE storage code (../shared/pve) needs to load, for
+# the plugin's tests under it.
+PVE_PERL_PACKAGES := libjson-perl libfile-chdir-perl libtimedate-perl \
+	libfilesys-df-perl libdevel-cycle-perl libencode-locale-perl \
+	libhttp-message-perl libnet-ip-perl libio-socket-ip-perl \
+	libstring-shellquote-perl liburi-perl libxml-libxml-perl \
+	liblinux-inotify2-perl libanyevent-perl libnetaddr-ip-perl \
+	libposix-strptime-perl libnet-dbus-perl libcrypt-openssl-rsa-perl \
+	libmime-base32-perl libauthen-pam-perl libclone-perl
 
 # The one place the version is kept.
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' jdss/__init__.py)
@@ -58,11 +68,11 @@ system-deps:
 	fi
 
 # The whole test suite: Python (pytest), the reliability scenarios, then the
-# Perl plugin (prove).
+# Perl plugin (prove) under the real Proxmox VE storage code.
 test: system-deps $(VENV)/.test
 	$(PY) -m pytest --ignore=tests/reliability
 	$(MAKE) --no-print-directory reliability
-	JDSS_BIN=$(abspath $(VENV)/bin/jdss) prove -I tests/perl/lib -I perl tests/perl/t
+	JDSS_BIN=$(abspath $(VENV)/bin/jdss) prove -I tests/perl/lib tests/perl/t
 
 # Faults, crashes, concurrent load, bad input, secrets: prints the README's
 # reliability table (scenario, runs, failures, data lost).
@@ -78,6 +88,7 @@ DOCDIR := /usr/share/doc/jdss
 DOC_FILES := README.md examples/jdss-Pool-0.yaml examples/jdss-fake.yaml \
 	examples/storage.cfg drivers/multipath/configs/multipath.conf
 MANUAL := $(wildcard docs/*.md)
+PERL_MODULES := $(patsubst perl/%,%,$(shell find perl -name '*.pm'))
 
 install:
 	@test -x $(SYSTEM_PYTHON) || { echo "install needs $(SYSTEM_PYTHON) (apt install python3 python3-setuptools)"; exit 1; }
@@ -89,15 +100,15 @@ install:
 	    --record="$$record" >/dev/null 2>&1) \
 	  || { echo "install of $$dir failed"; exit 1; }; \
 	done; \
-	install -D -m 0644 perl/PVE/Storage/Custom/OpenEJovianDSSPlugin.pm \
-	  "$(DESTDIR)/usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSPlugin.pm"; \
+	for file in $(PERL_MODULES); do \
+	  install -D -m 0644 perl/$$file "$(DESTDIR)/usr/share/perl5/$$file"; done; \
 	for file in $(DOC_FILES); do \
 	  install -D -m 0644 $$file "$(DESTDIR)$(DOCDIR)/$$(basename $$file)"; done; \
 	for file in $(MANUAL); do \
 	  install -D -m 0644 $$file "$(DESTDIR)$(DOCDIR)/$$file"; done; \
 	mkdir -p "$(DESTDIR)$$(dirname $(MANIFEST))"; \
 	{ cat $$records/*.txt | sed -e "s|^$(DESTDIR)||" -e 's|^\([^/]\)|/\1|'; \
-	  echo /usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSPlugin.pm; \
+	  for file in $(PERL_MODULES); do echo /usr/share/perl5/$$file; done; \
 	  for file in $(notdir $(DOC_FILES)) $(MANUAL); do echo $(DOCDIR)/$$file; done; \
 	  echo $(MANIFEST); } \
 	  | sort -u > "$(DESTDIR)$(MANIFEST)"; \

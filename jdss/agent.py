@@ -1,160 +1,251 @@
-"""jdss-agent: the hot read-only path, without a process start per call.
+"""jdss-agent: every jdss command without a Python start per call.
 
-Proxmox asks every storage for its status every 10 seconds on every node,
-and lists images often; a Python process per call costs far more than the
-work. The agent keeps the imports, the parsed configuration and the REST
-session warm and answers one JSON line per request on a Unix socket that
-only root can use. It serves only reads (pool show, volume list, volume
-show, volume path), with the same JSON as ``jdss ... -f json``; the plugin falls back to
-the jdss command whenever the agent is not there. ``volume_path`` only
-computes where a volume is; it never attaches anything.
+Proxmox calls the plugin constantly (status every 10 seconds on every node,
+lists, allocations, snapshots), and starting Python with jdss's imports
+costs far more than the work. The agent imports jdss once; for each request
+it forks a child that runs the very same command code (``JdssApp().run``)
+on the request's argument list, with the request's text as stdin and its
+stdout and stderr captured, and answers with the exit code and both
+outputs. Nothing but the imports is shared between requests: each child
+reads its configuration afresh and holds its own locks, so an answer is
+exactly what a ``jdss`` process would have given, and a request that
+crashes or hangs ends only its own child. Only root (or the agent's own
+user) may connect.
 
-Request:  {"config": PATH, "pool": NAME|null, "set": {KEY: VALUE},
-           "op": "pool_show"|"volume_list"|"volume_show"|"volume_path",
-           "name": NAME, "snapshot": SNAP|null}
-Answer:   {"ok": true, "data": ...} or
-          {"ok": false, "exit_code": N, "message": TEXT}
+Protocol, one JSON line each way on a Unix stream socket::
+
+    request: {"protocol": 2, "argv": ["--storage", "s1", "pool", "show",
+              "-f", "json"], "input": "text for stdin (optional)"}
+    answer:  {"protocol": 2, "exit": 0, "stdout": "...", "stderr": "..."}
+
+A client that gets no such answer (no agent, a closed connection, a hang,
+another protocol) runs ``jdss`` itself.
 """
 
 import argparse
 import json
 import logging
 import os
+import select
 import signal
-import socketserver
+import socket
+import struct
 import sys
-import threading
-
-from jdss import config as jconfig
-from jdss import drivers, errors, log
-from jdss.commands.volume import LIST_COLUMNS
-from jdss.storage import Storage
+import time
 
 LOG = logging.getLogger("jdss.agent")
 DEFAULT_SOCKET = "/run/jdss/agent.sock"
-MAX_REQUEST = 64 << 10
+PROTOCOL = 2
+MAX_REQUEST = 1 << 20
+REQUEST_TIMEOUT = 10.0          # seconds a client may take to send its request
+# modules every command needs, imported before the first fork
+PRELOAD = ("cliff.app", "cliff.commandmanager", "cliff.show", "cliff.lister",
+           "cliff.formatters.json_format", "cliff.formatters.value",
+           "stevedore", "yaml", "requests", "urllib3", "jdss.app",
+           "jdss.commands.base", "jdss.commands.volume",
+           "jdss.commands.snapshot", "jdss.commands.pool", "jdss.config",
+           "jdss.pvecfg", "jdss.storage", "jdss.drivers",
+           "jdss.backends.rest", "jdss.backends.fake")
 
 
-class StorageCache:
-    """One Storage per configuration, rebuilt when its file changes."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._storages = {}
-
-    def get(self, path, pool, overrides):
-        info = os.stat(path)
-        key = (os.path.abspath(path), pool, json.dumps(overrides,
-                                                       sort_keys=True))
-        stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
-        with self._lock:
-            cached = self._storages.get(key)
-            if cached is None or cached[0] != stamp:
-                values = dict(overrides)
-                if pool:
-                    values["pool"] = pool
-                cfg = jconfig.load(path, overrides=values)
-                log.add_secrets(cfg.secrets())
-                cached = (stamp, Storage(cfg, drivers.load_backend(cfg)))
-                self._storages[key] = cached
-            return cached[1]
+def preload():
+    """Import what commands use, so that children start warm."""
+    import importlib
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:        # an optional formatter, say
+            LOG.debug("not preloaded: %s: %s", name, exc)
+    # build and drop one app: fills importlib's and stevedore's caches
+    from jdss.app import JdssApp
+    JdssApp()
 
 
-def answer(cache, request):
-    """The answer to one decoded request."""
+def peer_uid(conn):
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                            struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1]
+
+
+def read_request(conn):
+    """The decoded request line, or raise ValueError."""
+    data = b""
+    deadline = time.monotonic() + REQUEST_TIMEOUT
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([conn], [], [], left)[0]:
+            raise ValueError("no request line in time")
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise ValueError("connection closed before a request line")
+        data += chunk
+        if len(data) > MAX_REQUEST:
+            raise ValueError("request too large")
+    request = json.loads(data.split(b"\n", 1)[0])
+    if not isinstance(request, dict) or request.get("protocol") != PROTOCOL:
+        raise ValueError(f"expected protocol {PROTOCOL}")
+    argv = request.get("argv")
+    if not isinstance(argv, list) or not all(isinstance(a, str)
+                                             for a in argv):
+        raise ValueError("argv must be a list of strings")
+    if not isinstance(request.get("input", ""), str):
+        raise ValueError("input must be text")
+    return request
+
+
+def _memfd(name, data=b""):
+    fd = os.memfd_create(name)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _drain(fd):
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks).decode("utf-8", "replace")
+        chunks.append(chunk)
+
+
+def serve_request(conn):
+    """In the child: run one request's command and answer it."""
     try:
-        if not isinstance(request, dict) or not request.get("config"):
-            raise errors.InvalidInput("request needs a config path")
-        overrides = request.get("set") or {}
-        if not isinstance(overrides, dict):
-            raise errors.InvalidInput("'set' must be a mapping")
-        try:
-            storage = cache.get(request["config"], request.get("pool"),
-                                overrides)
-        except FileNotFoundError:
-            raise errors.ConfigError(f"config file {request['config']} not "
-                                     "found") from None
-        op = request.get("op")
-        if op == "pool_show":
-            data = storage.pool()
-        elif op == "volume_list":
-            data = [{c: v[c] for c in LIST_COLUMNS}
-                    for v in storage.list_volumes()]
-        elif op == "volume_show":
-            data = storage.volume(str(request.get("name", "")))
-        elif op == "volume_path":
-            snapshot = request.get("snapshot")
-            data = storage.volume_path(
-                str(request.get("name", "")),
-                drivers.load_transport(storage.config),
-                None if snapshot is None else str(snapshot))
-        else:
-            raise errors.InvalidInput(f"unknown op {op!r}")
-        return {"ok": True, "data": data}
-    except errors.JdssError as exc:
-        return {"ok": False, "exit_code": exc.exit_code,
-                "message": str(exc)}
-    except Exception as exc:           # never let one request end the agent
-        LOG.exception("request failed")
-        return {"ok": False, "exit_code": 1,
-                "message": f"unexpected {type(exc).__name__}: {exc}"}
+        request = read_request(conn)
+    except ValueError as exc:
+        conn.sendall(json.dumps({"protocol": PROTOCOL, "exit": 2,
+                                 "stdout": "", "stderr":
+                                 f"jdss: error: bad request: {exc}\n"})
+                     .encode() + b"\n")
+        return
+    stdin = _memfd("stdin", request.get("input", "").encode())
+    out, err = _memfd("stdout"), _memfd("stderr")
+    for fd, target in ((stdin, 0), (out, 1), (err, 2)):
+        os.dup2(fd, target)
+    root = logging.getLogger()
+    for handler in root.handlers[:]:     # the agent's own, not the command's
+        root.removeHandler(handler)
+    # the program name messages and help show: jdss's, not the agent's
+    sys.argv = [os.path.join(os.path.dirname(sys.argv[0]), "jdss")] \
+        + request["argv"]
+    from jdss.app import JdssApp
+    try:
+        code = JdssApp().run(request["argv"])
+    except SystemExit as exc:              # argparse errors, --help
+        code = exc.code if isinstance(exc.code, int) else 2
+    except BaseException as exc:           # never without an answer
+        print(f"jdss: error: unexpected {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    answer = {"protocol": PROTOCOL, "exit": int(code or 0),
+              "stdout": _drain(out), "stderr": _drain(err)}
+    conn.sendall(json.dumps(answer).encode() + b"\n")
 
 
-class Handler(socketserver.StreamRequestHandler):
-    def handle(self):
-        line = self.rfile.readline(MAX_REQUEST)
-        try:
-            request = json.loads(line)
-        except ValueError:
-            reply = {"ok": False, "exit_code": 2,
-                     "message": "request is not one JSON line"}
-        else:
-            reply = answer(self.server.cache, request)
-        self.wfile.write(json.dumps(reply).encode() + b"\n")
+class Agent:
+    """The listening socket and the children serving requests."""
 
-
-class Server(socketserver.ThreadingUnixStreamServer):
-    daemon_threads = True
-
-    def __init__(self, path):
+    def __init__(self, path, max_seconds):
+        self.path = path
+        self.max_seconds = max_seconds
+        self.children = {}               # pid -> start time
+        self.stopping = False
         directory = os.path.dirname(path) or "."
         os.makedirs(directory, mode=0o700, exist_ok=True)
         if os.path.exists(path):
             os.unlink(path)              # a socket left by a crash
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o177)
         try:
-            super().__init__(path, Handler)
+            self.sock.bind(path)
         finally:
             os.umask(old_umask)
-        self.cache = StorageCache()
+        self.sock.listen(128)
+
+    def stop(self, *_args):
+        self.stopping = True
+
+    def run(self):
+        allowed = {0, os.getuid()}
+        while not self.stopping:
+            self.reap()
+            try:
+                ready = select.select([self.sock], [], [], 0.5)[0]
+            except InterruptedError:
+                continue
+            if not ready:
+                continue
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            if peer_uid(conn) not in allowed:
+                conn.close()
+                continue
+            self.fork(conn)
+        self.sock.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+    def fork(self, conn):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                self.sock.close()
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                serve_request(conn)
+            except BaseException:        # the client sees a closed socket
+                code = 1
+            finally:
+                os._exit(code)
+        conn.close()
+        self.children[pid] = time.monotonic()
+
+    def reap(self):
+        """Collect finished children; end those past the time limit."""
+        for pid, started in list(self.children.items()):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                del self.children[pid]
+            elif time.monotonic() - started > self.max_seconds:
+                LOG.warning("request in process %d ran over %g s: ending it",
+                            pid, self.max_seconds)
+                os.kill(pid, signal.SIGKILL)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="jdss-agent",
-        description="Serve jdss's read-only hot path on a Unix socket.")
+        description="Run jdss commands for the Proxmox plugin without a "
+                    "Python start per call.")
     parser.add_argument("--socket", default=DEFAULT_SOCKET,
                         help=f"socket path (default {DEFAULT_SOCKET})")
+    parser.add_argument("--max-request-seconds", type=float, default=3600,
+                        help="end a request still running after this long "
+                             "(default 3600)")
     args = parser.parse_args(argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(log.ConsoleFormatter("%(message)s"))
-    log.protect(handler)
-    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.basicConfig(level=logging.WARNING,
+                        format="jdss-agent: %(message)s")
+    preload()
     try:
-        server = Server(args.socket)
+        agent = Agent(args.socket, args.max_request_seconds)
     except OSError as exc:
         print(f"jdss-agent: cannot listen on {args.socket}: {exc.strerror}",
               file=sys.stderr)
         return 1
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(
-        target=server.shutdown).start())
+    signal.signal(signal.SIGTERM, agent.stop)
+    signal.signal(signal.SIGINT, agent.stop)
     print("ready", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
-        if os.path.exists(args.socket):
-            os.unlink(args.socket)
+    agent.run()
     return 0
 
 

@@ -15,6 +15,8 @@ LOG = logging.getLogger(__name__)
 class JdssApp(App):
     """jdss: Open-E JovianDSS storage for Proxmox VE."""
 
+    NAME = "jdss"      # cliff takes it from sys.argv[0]: not in jdss-agent
+
     def __init__(self):
         super().__init__(
             description="Manage Open-E JovianDSS storage for Proxmox VE.",
@@ -29,10 +31,24 @@ class JdssApp(App):
             formatter_class=argparse.RawDescriptionHelpFormatter)
         parser = super().build_option_parser(description, version,
                                              argparse_kwargs)
+        for action in parser._actions:     # cliff names the running program
+            if isinstance(action, argparse._VersionAction):
+                action.version = f"{self.NAME} {version}"
         parser.add_argument(
             "-c", "--config", metavar="FILE",
             help="YAML configuration file (default: $JDSS_CONFIG, else "
                  "/etc/jdss/jdss.yaml)")
+        parser.add_argument(
+            "--storage", metavar="ID",
+            help="Proxmox storage ID: read its section of "
+                 "/etc/pve/storage.cfg, the YAML file it uses and the "
+                 "passwords Proxmox keeps for it")
+        parser.add_argument(
+            "--section", metavar="JSON", help=argparse.SUPPRESS)
+        parser.add_argument(
+            "--passwords-from-stdin", action="store_true",
+            help="with --storage: read the passwords from stdin, as "
+                 "'key value' lines of a Proxmox password file")
         parser.add_argument(
             "--pool", metavar="POOL",
             help="JovianDSS pool (overrides 'pool' of the configuration)")
@@ -75,11 +91,29 @@ class JdssApp(App):
                              for text in self.options.overrides)
             if self.options.pool:
                 overrides["pool"] = self.options.pool
-            cfg = config.load(self.options.config, overrides=overrides)
+            cfg = self._load_config(overrides)
             log.add_secrets(cfg.secrets())
             log.enable_file_logging(cfg)
             self._storage = Storage(cfg, drivers.load_backend(cfg))
         return self._storage
+
+    def _load_config(self, overrides):
+        from jdss import config, errors, pvecfg
+        if not self.options.storage:
+            if self.options.section or self.options.passwords_from_stdin:
+                raise errors.ConfigError("--section and --passwords-from-stdin "
+                                         "need --storage")
+            return config.load(self.options.config, overrides=overrides)
+        if self.options.config:
+            raise errors.ConfigError("-c and --storage both given; the "
+                                     "storage names its own configuration")
+        section = passwords = None
+        if self.options.section:
+            section = pvecfg.parse_section_argument(self.options.section)
+        if self.options.passwords_from_stdin:
+            passwords = pvecfg.parse_passwords(self.stdin.read())
+        return pvecfg.load_config(self.options.storage, section,
+                                  overrides=overrides, passwords=passwords)
 
     def run_subcommand(self, argv):
         # the command's own arguments, so that it loads only the output

@@ -15,11 +15,13 @@ LOG = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "/etc/jdss/jdss.yaml"
 CONFIG_ENV = "JDSS_CONFIG"
-BLOCK_SIZES = ("16K", "32K", "64K", "128K", "256K", "512K", "1M")
+BLOCK_SIZES = ("4K", "8K", "16K", "32K", "64K", "128K", "256K", "512K", "1M")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 _POOL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
 _HOST = re.compile(r"^[A-Za-z0-9.:_%\[\]-]+$")
 _CHAP_USER = re.compile(r"^\w([a-zA-Z0-9-_]*\w)?$")
+_CHAP_PASSWORD = re.compile(r"^[a-zA-Z0-9\-_!@%()+?.:;]{12,255}$")
+_CLUSTER_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -104,6 +106,28 @@ def _chap_user(value):
     return text
 
 
+def _chap_password(value):
+    text = _str(value)
+    if not _CHAP_PASSWORD.match(text):
+        raise ValueError("use 12 to 255 characters of letters, digits and "
+                         "-_!@%()+?.:; (the appliance's rule)")
+    return text
+
+
+def _cluster_prefix(value):
+    text = _str(value)
+    if not _CLUSTER_PREFIX.match(text):
+        raise ValueError("use letters and digits, starting with a letter")
+    return text
+
+
+def _luns_per_target(value):
+    value = _int(value)
+    if not 1 <= value <= 255:
+        raise ValueError("expected 1 to 255 LUNs per target")
+    return value
+
+
 def _size(value):
     from jdss.sizes import parse_size
     try:
@@ -183,6 +207,9 @@ OPTIONS = [
            "Addresses of the appliance, in order of preference; also the "
            "iSCSI portals (one path each with multipath)"),
     Option("rest_api_port", _port, 82, "Port of the REST API"),
+    Option("data_addresses", _addresses, None,
+           "Addresses of iSCSI portals and NFS mounts (the pool's virtual "
+           "IPs); default: rest_api_addresses"),
     Option("target_port", _port, 3260, "Port of iSCSI connections"),
     Option("rest_api_login", _str, "admin", "REST API user"),
     Option("rest_api_password", _str, "admin", "REST API password",
@@ -202,10 +229,21 @@ OPTIONS = [
     Option("chap_enabled", _bool, False,
            "Require CHAP on the iSCSI targets that jdss creates"),
     Option("chap_user", _chap_user, "jdss", "CHAP user name"),
+    Option("chap_password", _chap_password, None,
+           "One CHAP password for every target (storage.cfg: "
+           "chap_user_password); default: per-target passwords derived "
+           "from chap_secret_file", secret=True),
     Option("chap_secret_file", _path, None,
            "Key from which per-target CHAP passwords are derived; made on "
            "first use (mode 0600). Default: priv/jdss-<pool>.chap beside "
            "the config file"),
+    Option("cluster_prefix", _cluster_prefix, None,
+           "Name volumes <cluster_prefix>_<name> on the appliance and see "
+           "only those, so that several Proxmox clusters share a pool"),
+    Option("luns_per_target", _luns_per_target, None,
+           "Export a guest's volumes as LUNs of per-guest targets "
+           "<target_prefix>:vm-<vmid>-<n>, this many per target (the "
+           "vendor's layout); default: one target per volume"),
     Option("multipath", _bool, False,
            "Attach volumes through multipath, one path per address of "
            "rest_api_addresses (storage.cfg: multipath 1)"),
@@ -216,6 +254,12 @@ OPTIONS = [
            "iscsi"),
     Option("content_volume_type", _content_type, "iscsi",
            "Protocol of the content volume: iscsi or nfs"),
+    Option("copy_block_size", _size, 4 << 20,
+           "Bytes per read and write when copying volume data (export, "
+           "import; storage.cfg: data_copy_bs)"),
+    Option("stream_idle_timeout", _seconds, 300.0,
+           "Seconds an export or import stream may move no data before "
+           "jdss gives up (streams have no total time limit)"),
     Option("attach_timeout", _seconds, 30.0,
            "Seconds to wait for a device to appear after a login"),
     Option("loglevel", _log_level, None,
@@ -242,6 +286,11 @@ class Config:
 
     def __init__(self, values, path=None):
         self.path = path
+        #: the Proxmox storage ID when read from storage.cfg (jdss --storage)
+        self.storage_id = None
+        #: every file the configuration was read from (YAML, storage.cfg,
+        #: password files): what a cache of it must watch
+        self.sources = [path] if path and os.path.isfile(path) else []
         for option in OPTIONS:
             setattr(self, option.name, values.get(option.name, option.default))
 
@@ -345,6 +394,7 @@ def _check_consistency(config, path):
     if config.rest_api_password_file:
         config.rest_api_password = _read_secret(
             config.rest_api_password_file, "rest_api_password_file", path)
+        config.sources.append(config.rest_api_password_file)
 
 
 def _read_secret(secret_path, key, path):
@@ -371,6 +421,11 @@ def warn_if_world_readable(path, info):
 def load(path=None, overrides=None):
     """Read, validate and return the configuration at ``path``."""
     path = path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
+    return parse(read_yaml(path), path, overrides)
+
+
+def read_yaml(path):
+    """The mapping in YAML file ``path`` (not validated yet)."""
     try:
         with open(path, encoding="utf-8") as handle:
             info = os.fstat(handle.fileno())
@@ -385,7 +440,7 @@ def load(path=None, overrides=None):
     raw = _load_yaml(text, path)
     if isinstance(raw, dict) and raw.get("rest_api_password") is not None:
         warn_if_world_readable(path, info)
-    return parse(raw, path, overrides)
+    return raw if raw is not None else {}
 
 
 def _load_yaml(text, path):

@@ -16,7 +16,7 @@ from jdss.progress import Waiting
 from jdss.sizes import parse_size, round_up
 
 LOG = logging.getLogger(__name__)
-BLOCK_BYTES = {"16K": 16 << 10, "32K": 32 << 10, "64K": 64 << 10,
+BLOCK_BYTES = {"4K": 4 << 10, "8K": 8 << 10, "16K": 16 << 10, "32K": 32 << 10, "64K": 64 << 10,
                "128K": 128 << 10, "256K": 256 << 10, "512K": 512 << 10,
                "1M": 1 << 20}
 
@@ -56,13 +56,14 @@ class Storage:
         return {"name": naming.from_appliance_snapshot(info.name),
                 "volume": naming.from_appliance_volume(info.volume),
                 "appliance_name": info.name, "creation": int(info.creation),
-                "used": info.used, "clones": clones}
+                "used": info.used, "clones": clones, "size": info.size,
+                "guid": info.guid}
 
     # pool -----------------------------------------------------------------
     def pool(self):
         info = self.backend.get_pool()
-        return {"name": info.name, "size": info.size, "free": info.free,
-                "used": info.used, "health": info.health}
+        return {"name": info.name, "id": info.id, "size": info.size,
+                "free": info.free, "used": info.used, "health": info.health}
 
     # volumes --------------------------------------------------------------
     def list_volumes(self):
@@ -583,6 +584,18 @@ class Storage:
                           chap_password=self._chap_password(iqn))
         return aname, None, export
 
+    def exported_size(self, name, snapshot=None):
+        """Bytes of ``name``, or of its ``snapshot`` as it was taken (the
+        size of the clone that exposes it, made by attaching it)."""
+        if snapshot is None:
+            return self._get_volume(name).size
+        aname, _ = self._export_names(name, snapshot)
+        try:
+            return self.backend.get_volume(aname).size
+        except errors.NotFound:
+            raise errors.NotFound(f"snapshot {snapshot!r} of volume {name!r} "
+                                  "is not attached") from None
+
     def volume_path(self, name, transport, snapshot=None):
         """Where ``name`` is (or will be once attached) on this node."""
         self._get_volume(name)
@@ -594,8 +607,9 @@ class Storage:
         transport.extend(self._properties_for(name))
 
     def _addresses(self):
-        """The appliance's addresses: iSCSI portals and NFS servers."""
-        return self.config.rest_api_addresses or ("127.0.0.1",)
+        """The appliance's data addresses: iSCSI portals, NFS servers."""
+        return (self.config.data_addresses or self.config.rest_api_addresses
+                or ("127.0.0.1",))
 
     def _portals(self):
         return [f"{address}:{self.config.target_port}"

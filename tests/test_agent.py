@@ -1,32 +1,43 @@
-"""jdss-agent: the read-only hot path on a Unix socket."""
+"""jdss-agent: the very same commands, forked from a warm process."""
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
 from tests.conftest import jdss_command, write_config
 
+AGENT = os.path.join(os.path.dirname(sys.executable), "jdss-agent")
+
 
 @pytest.fixture
 def agent(tmp_path):
     path = str(tmp_path / "run" / "agent.sock")
-    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable),
-                                          "jdss-agent"), "--socket", path],
+    proc = subprocess.Popen([AGENT, "--socket", path,
+                             "--max-request-seconds", "5"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     assert proc.stdout.readline().strip() == "ready"
 
-    def ask(**request):
+    def ask(argv, input=None, raw=None):
+        request = {"protocol": 2, "argv": [str(a) for a in argv or ()]}
+        if input is not None:
+            request["input"] = input
         with socket.socket(socket.AF_UNIX) as conn:
+            conn.settimeout(30)
             conn.connect(path)
-            conn.sendall(json.dumps(request).encode() + b"\n")
-            return json.loads(conn.makefile().readline())
+            conn.sendall(raw if raw is not None
+                         else json.dumps(request).encode() + b"\n")
+            line = conn.makefile().readline()
+        return json.loads(line) if line else None
 
     ask.path = path
+    ask.proc = proc
     yield ask
     proc.terminate()
     proc.wait(timeout=10)
@@ -35,72 +46,126 @@ def agent(tmp_path):
     assert not os.path.exists(path)
 
 
-def cli_json(config, *args):
-    return json.loads(subprocess.run(
-        [jdss_command(), "-c", str(config)] + list(args) + ["-f", "json"],
-        capture_output=True, text=True, check=True).stdout)
+def cli(*argv, input=None, env=None):
+    proc = subprocess.run([jdss_command()] + [str(a) for a in argv],
+                          capture_output=True, text=True, input=input,
+                          env=env, timeout=60)
+    return {"exit": proc.returncode, "stdout": proc.stdout,
+            "stderr": proc.stderr}
 
 
-def test_same_answers_as_the_cli(agent, config_file):
-    subprocess.run([jdss_command(), "-c", str(config_file), "volume",
-                    "create", "vm-100-disk-0", "--size", "1G"], check=True,
-                   capture_output=True)
-    for op, args in (("pool_show", ["pool", "show"]),
-                     ("volume_list", ["volume", "list"]),
-                     ("volume_show", ["volume", "show", "vm-100-disk-0"])):
-        reply = agent(config=str(config_file), op=op, name="vm-100-disk-0")
-        assert reply == {"ok": True, "data": cli_json(config_file, *args)}
-    direct = {"transport": "iscsi-direct"}
-    reply = agent(config=str(config_file), op="volume_path",
-                  name="vm-100-disk-0", set=direct)
-    expected = json.loads(subprocess.run(
-        [jdss_command(), "-c", str(config_file), "--set",
-         "transport=iscsi-direct", "volume", "path", "vm-100-disk-0", "-f",
-         "json"], capture_output=True, text=True, check=True).stdout)
-    assert reply == {"ok": True, "data": expected}
-    assert expected["path"] == ("iscsi://127.0.0.1:3260/"
-                                "iqn.2021-10.iscsi:vm-100-disk-0/0")
-    shown = subprocess.run([jdss_command(), "-c", str(config_file),
-                            "target", "show", "vm-100-disk-0"],
-                           capture_output=True, text=True)
-    assert shown.returncode == 4          # path attached nothing
+def same(reply, expected):
+    return {k: reply[k] for k in ("exit", "stdout", "stderr")} == expected
+
+
+def test_answers_exactly_as_a_jdss_process(agent, config_file):
+    c = ["-c", config_file]
+    made = agent([*c, "volume", "create", "vm-100-disk-0", "--size", "1G",
+                  "-f", "json"])
+    assert made["exit"] == 0, made["stderr"]
+    assert json.loads(made["stdout"])["name"] == "vm-100-disk-0"
+    assert agent([*c, "snapshot", "create", "vm-100-disk-0", "s1"])["exit"] \
+        == 0
+    for argv in ([*c, "pool", "show", "-f", "json"],
+                 [*c, "volume", "list", "-f", "json"],
+                 [*c, "snapshot", "list", "vm-100-disk-0", "-f", "json"],
+                 [*c, "snapshot", "rollback", "vm-100-disk-0", "s1",
+                  "--dry-run", "-f", "json"],
+                 [*c, "volume", "show", "vm-999-disk-0"],          # exit 4
+                 [*c, "volume", "create", "bad name", "--size", "1"],
+                 [*c, "--set", "transport=iscsi-direct", "volume", "path",
+                  "vm-100-disk-0", "-f", "value", "-c", "path"],
+                 [*c, "volume", "lsit"],
+                 ["--version"]):
+        reply = agent(argv)
+        assert reply["protocol"] == 2
+        assert same(reply, cli(*argv)), argv
+    assert agent([*c, "volume", "show", "vm-999-disk-0"])["exit"] == 4
+
+
+def test_stdin_reaches_the_command(agent, tmp_path, monkeypatch):
+    root = tmp_path / "pve"
+    root.mkdir()
+    (root / "storage.cfg").write_text(
+        "joviandss: s1\n\tpool_name Pool-0\n\tcontrol_addresses 127.0.0.1\n"
+        f"\tcontrol_port 1\n\tuser_name admin\n")
+    # the agent was started without JDSS_PVE_ROOT: use a section instead
+    section = json.dumps({"type": "joviandss", "pool_name": "Pool-0",
+                          "config": str(write_config(tmp_path / "f.yaml"))})
+    reply = agent(["--storage", "s1", "--section", section,
+                   "--passwords-from-stdin", "pool", "show", "-f", "json"],
+                  input="user_password typed\n")
+    assert reply["exit"] == 0, reply["stderr"]
+    assert json.loads(reply["stdout"])["name"] == "Pool-0"
+
+
+def test_configuration_is_read_afresh_for_every_request(agent, tmp_path):
+    """The old agent kept a password after its file changed."""
+    from tests.emulator import Emulator
+    emulator = Emulator(str(tmp_path), plain_http=True)
+    try:
+        password_file = tmp_path / "pw"
+        password_file.write_text("wrong-password\n")
+        config = write_config(tmp_path / "r.yaml", **emulator.config(
+            rest_api_password_file=str(password_file)))
+        assert agent(["-c", config, "pool", "show"])["exit"] == 10
+        password_file.write_text(open(emulator.password_file).read())
+        assert agent(["-c", config, "pool", "show"])["exit"] == 0
+    finally:
+        emulator.stop()
+
+
+def test_bad_requests_get_an_answer_and_the_agent_goes_on(agent,
+                                                         config_file):
+    for raw in (b"not json\n", b'{"protocol": 1, "argv": []}\n',
+                b'{"protocol": 2, "argv": "pool show"}\n'):
+        reply = agent(None, raw=raw)
+        assert reply["exit"] == 2 and "bad request" in reply["stderr"]
+    assert agent(["-c", config_file, "pool", "show"])["exit"] == 0
+
+
+def test_a_hanging_request_blocks_no_other_and_is_ended(agent, config_file,
+                                                        tmp_path):
+    hung = socket.socket(socket.AF_UNIX)
+    hung.connect(agent.path)                  # never sends its request
+    slow = socket.socket(socket.AF_UNIX)
+    slow.connect(agent.path)
+    slow.sendall(json.dumps({"protocol": 2, "argv": [
+        "-c", str(config_file), "pool", "show"]}).encode())    # no newline
+    started = time.monotonic()
+    assert agent(["-c", config_file, "pool", "show"])["exit"] == 0
+    assert time.monotonic() - started < 5
+    hung.settimeout(20)
+    assert hung.recv(65536) == b""        # ended at --max-request-seconds
+    assert time.monotonic() - started < 8
+    hung.close()
+    slow.close()
+
+
+def test_a_crashing_child_leaves_the_agent_serving(agent, config_file):
+    before = set(os.listdir("/proc"))
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.connect(agent.path)
+        conn.sendall(json.dumps({"protocol": 2, "argv": [
+            "-c", str(config_file), "pool", "show"]}).encode())
+        time.sleep(0.3)
+        children = [int(p) for p in set(os.listdir("/proc")) - before
+                    if p.isdigit() and _parent(int(p)) == agent.proc.pid]
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)      # the child dies mid-request
+        conn.settimeout(10)
+        assert conn.recv(100) == b""          # closed: the client falls back
+    assert agent(["-c", config_file, "pool", "show"])["exit"] == 0
+
+
+def _parent(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def test_socket_is_for_root_only(agent):
     assert os.stat(agent.path).st_mode & 0o777 == 0o600
     assert os.stat(os.path.dirname(agent.path)).st_mode & 0o777 == 0o700
-
-
-def test_errors_carry_exit_codes(agent, config_file, tmp_path):
-    missing = agent(config=str(tmp_path / "none.yaml"), op="pool_show")
-    assert missing["ok"] is False and missing["exit_code"] == 3
-    assert "not found" in missing["message"]
-    nope = agent(config=str(config_file), op="volume_show", name="nope")
-    assert nope == {"ok": False, "exit_code": 4,
-                    "message": "volume 'nope' not found"}
-    assert agent(config=str(config_file), op="volume_delete")["exit_code"] \
-        == 2
-    with socket.socket(socket.AF_UNIX) as conn:
-        conn.connect(agent.path)
-        conn.sendall(b"not json\n")
-        assert json.loads(conn.makefile().readline())["exit_code"] == 2
-
-
-def test_config_changes_are_picked_up(agent, tmp_path):
-    config = write_config(tmp_path / "c.yaml", pool="Pool-A")
-    assert agent(config=str(config), op="pool_show")["data"]["name"] == \
-        "Pool-A"
-    write_config(tmp_path / "c.yaml", pool="Pool-Bee")
-    assert agent(config=str(config), op="pool_show")["data"]["name"] == \
-        "Pool-Bee"
-    assert agent(config=str(config), op="pool_show",
-                 pool="Pool-C")["data"]["name"] == "Pool-C"
-
-
-def test_warm_status_is_one_request_per_call(agent, emulator, tmp_path):
-    config = write_config(tmp_path / "rest.yaml", **emulator.config())
-    for _ in range(3):
-        reply = agent(config=str(config), op="pool_show",
-                      set={"rest_api_deadline": 5})
-        assert reply["ok"] and reply["data"]["name"] == "Pool-0"
-    assert [m for _, m, _, _ in emulator.requests()] == ["GET"] * 3

@@ -79,11 +79,12 @@ def plugin_keys():
               "defaults => {map { $_ => $p->{$_}{default} }"
               " grep { defined $p->{$_}{default} } keys %$p}})")
     proc = subprocess.run(
-        ["perl", "-I", os.path.join(ROOT, "perl"), "-I",
-         os.path.join(ROOT, "tests", "perl", "lib"), "-MJSON::PP",
-         f"-M{PLUGIN}", "-e", script], capture_output=True, text=True,
-        timeout=60)
+        ["perl", "-I", os.path.join(ROOT, "tests", "perl", "lib"),
+         "-MJSON::PP", "-MRealPVE", "-e", script], capture_output=True,
+        text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+    if proc.stdout.startswith("1..0 # SKIP"):
+        pytest.skip(proc.stdout.strip())
     return json.loads(proc.stdout)
 
 

@@ -133,7 +133,9 @@ def pool_info(record):
     free = _int(record.get("available"))
     return PoolInfo(name=record.get("name", ""), size=size, free=free,
                     used=max(size - free, 0),
-                    health=record.get("health") or "UNKNOWN")
+                    health=record.get("health") or "UNKNOWN",
+                    id=None if record.get("id") is None
+                    else str(record["id"]))
 
 
 def block_size_label(value):
@@ -158,11 +160,20 @@ def volume_info(record):
 
 
 def snapshot_info(volume, record):
+    """Newer firmware nests ``properties{creation, guid, volsize}``; older
+    sends a flat ``creation`` text."""
     clones = [c.rpartition("/")[2]
               for c in str(record.get("clones") or "").split(",") if c]
+    properties = record.get("properties") or {}
+    if properties.get("creation") is not None:
+        creation = float(_int(properties["creation"]))
+    else:
+        creation = parse_snapshot_time(record.get("creation"))
+    size = _int(properties.get("volsize"), None)
     return SnapshotInfo(name=record["name"], volume=volume,
-                        creation=parse_snapshot_time(record.get("creation")),
-                        used=_int(record.get("used")), clones=clones)
+                        creation=creation, used=_int(record.get("used")),
+                        clones=clones, size=size,
+                        guid=properties.get("guid") or None)
 
 
 def target_info(record, luns, users):

@@ -16,6 +16,8 @@ class PoolInfo:
     free: int
     used: int
     health: str
+    id: str = None
+
 
 
 @dataclass
@@ -37,6 +39,8 @@ class SnapshotInfo:
     creation: float
     used: int = 0
     clones: list = field(default_factory=list)
+    size: int = None              # volsize when taken, where told
+    guid: str = None
 
 
 @dataclass

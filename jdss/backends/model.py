@@ -31,9 +31,14 @@ _IQN = re.compile(r"^(iqn\.\d{4}-\d{2}\.[a-z0-9.-]+(:[a-z0-9.:_-]*)?|"
 def new_state(pool, size):
     """State of an empty pool of ``size`` bytes."""
     return {"version": STATE_VERSION,
-            "pool": {"name": pool, "size": int(size),
-                     "id": str(uuid.uuid4().int)[:19]},
+            "pool": {"name": pool, "size": int(size), "id": pool_id(pool)},
             "volumes": {}, "targets": {}, "nas_volumes": {}, "shares": {}}
+
+
+def pool_id(pool):
+    """A pool's id, the same whenever an empty pool is made again."""
+    import hashlib
+    return str(int(hashlib.sha256(pool.encode()).hexdigest()[:15], 16))
 
 
 def _error(status, cls, errno, message):
@@ -258,7 +263,12 @@ class PoolModel:
         return {"name": snap, "creation": format_snapshot_time(
                     record["creation"]),
                 "used": "0", "referenced": str(data), "written": "0",
-                "clones": ",".join(self._full(c) for c in clones)}
+                "clones": ",".join(self._full(c) for c in clones),
+                "properties": {
+                    "creation": int(record["creation"]),
+                    "guid": record.get("guid", ""),
+                    "volsize": str(record.get(
+                        "volsize", self.volumes[volume]["volsize"]))}}
 
     def snapshot_records(self, volume):
         self._volume(volume)
@@ -273,7 +283,9 @@ class PoolModel:
             raise _error(409, CONFLICT_CLASS, ERRNO_EXISTS,
                          f"Resource {self._full(volume)}@{snap} already "
                          "exists.")
-        snapshots[snap] = {"creation": time.time()}
+        snapshots[snap] = {"creation": time.time(),
+                           "guid": str(uuid.uuid4().int >> 64),
+                           "volsize": self.volumes[volume]["volsize"]}
 
     def delete_snapshot(self, volume, snap):
         self._snapshot(volume, snap)
@@ -297,8 +309,11 @@ class PoolModel:
         return {"snapshots": len(newer), "clones": clones}
 
     def rollback(self, volume, snap):
-        """Roll back like the appliance: newer snapshots and clones go."""
-        self._snapshot(volume, snap)
+        """Roll back like the appliance: newer snapshots and clones go, and
+        the volume has the size it had when the snapshot was taken."""
+        record = self._snapshot(volume, snap)
+        if "volsize" in record:
+            self.volumes[volume]["volsize"] = record["volsize"]
         for newer in self._newer(volume, snap):
             for clone in self._clones_of(volume, newer):
                 self._check_not_exported(clone, "destroy")
@@ -307,12 +322,14 @@ class PoolModel:
 
     def clone(self, source, snap, name, sparse=True, readonly=False):
         volume = self._volume(source)
-        self._snapshot(source, snap)
+        record = self._snapshot(source, snap)
         if name in self.volumes or name in self.nas_volumes:
             raise _error(500, ZFS_CMD_CLASS, ERRNO_ZFS,
                          f"cannot create '{self._full(name)}': dataset "
                          "already exists")
-        self.create_volume(name, volume["volsize"], sparse,
+        # a clone has the size of its snapshot, not of the volume now
+        self.create_volume(name, record.get("volsize", volume["volsize"]),
+                           sparse,
                            volume["volblocksize"],
                            origin=f"{self._full(source)}@{snap}",
                            readonly=readonly)

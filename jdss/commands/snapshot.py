@@ -2,7 +2,7 @@
 
 from jdss.commands import base
 
-LIST_COLUMNS = ("name", "creation", "used", "clones")
+LIST_COLUMNS = ("name", "creation", "used", "clones", "size", "guid")
 
 
 def _volume_and_snapshot(parser):

@@ -1,6 +1,10 @@
 """``jdss volume ...``: volumes (zvols) by their Proxmox names."""
 
+import logging
+
 from jdss.commands import base
+
+LOG = logging.getLogger(__name__)
 
 LIST_COLUMNS = ("name", "size", "used", "thin", "block_size", "origin",
                 "creation")
@@ -46,6 +50,12 @@ class CreateVolume(base.ShowOne):
             parsed_args.block_size))
 
 
+def add_detach_option(parser):
+    parser.add_argument("--detach", action="store_true",
+                        help="detach it from this node first and remove its "
+                             "export, unless another node uses it")
+
+
 class DeleteVolume(base.Command):
     """Delete a volume."""
 
@@ -54,9 +64,12 @@ class DeleteVolume(base.Command):
         parser.add_argument("name", help="volume to delete")
         parser.add_argument("--recursive", action="store_true",
                             help="delete its snapshots too")
+        add_detach_option(parser)
         return parser
 
     def take_action(self, parsed_args):
+        if parsed_args.detach:
+            self.storage.detach_volume(parsed_args.name, self.transport())
         self.storage.delete_volume(parsed_args.name, parsed_args.recursive)
 
 
@@ -87,9 +100,12 @@ class RenameVolume(base.ShowOne):
         parser = super().get_parser(prog_name)
         parser.add_argument("name", help="volume to rename")
         parser.add_argument("new_name", help="its new name")
+        add_detach_option(parser)
         return parser
 
     def take_action(self, parsed_args):
+        if parsed_args.detach:
+            self.storage.detach_volume(parsed_args.name, self.transport())
         return self.record(self.storage.rename_volume(parsed_args.name,
                                                       parsed_args.new_name))
 
@@ -183,14 +199,22 @@ class ExportVolume(base.Command):
     def take_action(self, parsed_args):
         import sys
         from jdss import stream
+        config = self.storage.config
+        sys.stdout.flush()
         with _AttachedHere(self.storage, self.transport(), parsed_args.name,
                            parsed_args.snapshot) as path:
-            size = self.storage.volume(parsed_args.name)["size"]
-            stream.export(path, size, sys.stdout.buffer)
+            size = self.storage.exported_size(parsed_args.name,
+                                              parsed_args.snapshot)
+            stream.export(path, size, sys.stdout.fileno(),
+                          config.copy_block_size, config.stream_idle_timeout)
 
 
 class ImportVolume(base.Command):
-    """Read a raw+size stream from stdin into a volume (made if missing)."""
+    """Read a raw+size stream from stdin into a volume (made if missing).
+
+    A volume this command made is deleted again when the import fails, so
+    that a retried migration finds no half-written volume in its way.
+    """
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -198,18 +222,46 @@ class ImportVolume(base.Command):
         return parser
 
     def take_action(self, parsed_args):
+        import signal
         import sys
         from jdss import errors, stream
-        size = stream.read_header(sys.stdin.buffer)
+        config, name = self.storage.config, parsed_args.name
+        size = stream.read_header(sys.stdin.fileno(),
+                                  config.stream_idle_timeout)
         try:
-            volume = self.storage.volume(parsed_args.name)
+            volume = self.storage.volume(name)
+            created = False
         except errors.NotFound:
-            volume = self.storage.create_volume(parsed_args.name, size)
-        if volume["size"] < size:
-            self.storage.resize_volume(parsed_args.name, size)
-        with _AttachedHere(self.storage, self.transport(),
-                           parsed_args.name) as path:
-            stream.import_into(path, size, sys.stdin.buffer)
+            volume = self.storage.create_volume(name, size)
+            created = True
+        # Proxmox ends a cancelled migration with SIGTERM: clean up then too
+        signal.signal(signal.SIGTERM, _terminated)
+        try:
+            if volume["size"] < size:
+                self.storage.resize_volume(name, size)
+            with _AttachedHere(self.storage, self.transport(), name) as path:
+                stream.import_into(path, size, sys.stdin.fileno(), created,
+                                   config.copy_block_size,
+                                   config.stream_idle_timeout)
+        except BaseException:
+            if created:
+                self._remove(name)
+            raise
+
+    def _remove(self, name):
+        from jdss import errors
+        try:
+            self.storage.delete_volume(name, recursive=True)
+            LOG.warning("import failed: removed volume %s that it had made",
+                        name)
+        except errors.JdssError as exc:
+            LOG.warning("import failed and volume %s it made could not be "
+                        "removed: %s; delete it by hand", name, exc)
+
+
+def _terminated(signum, frame):
+    from jdss import errors
+    raise errors.JdssError("the import was terminated")
 
 
 class _AttachedHere:

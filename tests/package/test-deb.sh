@@ -101,20 +101,28 @@ reply=$(run /usr/bin/python3 -c '
 import json, socket, sys
 conn = socket.socket(socket.AF_UNIX)
 conn.connect(sys.argv[1])
-conn.sendall(json.dumps({"config": sys.argv[2], "op": "pool_show"}).encode() + b"\n")
-print(json.loads(conn.makefile().readline())["data"]["name"])' "$work/agent.sock" "$work/jdss.yaml")
+conn.sendall(json.dumps({"protocol": 2, "argv": ["-c", sys.argv[2], "pool", "show",
+                                                 "-f", "json"]}).encode() + b"\n")
+print(json.loads(json.loads(conn.makefile().readline())["stdout"])["name"])' \
+    "$work/agent.sock" "$work/jdss.yaml")
 kill "$agent"; wait "$agent" || true
 agent=
 [ "$reply" = "Pool-0" ] || fail "jdss-agent answered '$reply'"
 
-step "the installed Perl module, against the test doubles"
-run perl -I "$root/tests/perl/lib" -e '
-    use PVE::Storage::Custom::OpenEJovianDSSPlugin;
-    my $file = $INC{"PVE/Storage/Custom/OpenEJovianDSSPlugin.pm"};
-    die "loaded $file\n" if $file ne "/usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSPlugin.pm";
-    die "type\n" if PVE::Storage::Custom::OpenEJovianDSSPlugin->type ne "joviandss";
-    die "api\n" if PVE::Storage::Custom::OpenEJovianDSSPlugin->api != 15;
-    print "perl: loaded $file\n";' || fail "the Perl module does not load"
+step "the installed Perl module, loaded by the real PVE::Storage"
+pve_src=$(cd "$root/../shared/pve" 2>/dev/null && pwd || true)
+if [ -n "$pve_src" ]; then
+    run env JDSS_PVE_ROOT="$work/pve" perl -I "$root/tests/perl/pve-standins" \
+        -I "$(echo "$pve_src"/pve-common-*/src)" -I "$(echo "$pve_src"/pve-storage-*/src)" -e '
+        use PVE::Storage;
+        my $file = $INC{"PVE/Storage/Custom/OpenEJovianDSSPlugin.pm"} // "nothing";
+        die "loaded $file\n" if $file ne "/usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSPlugin.pm";
+        my $plugin = PVE::Storage::Plugin->lookup("joviandss");
+        die "api\n" if $plugin->api != PVE::Storage::APIVER;
+        print "perl: Proxmox loaded $file\n";' || fail "Proxmox does not load the installed plugin"
+else
+    echo "package-test: no ../shared/pve: the plugin is not loaded under PVE::Storage"
+fi
 
 step "purge"
 files=$(dpkg -L "$pkg" | while read -r f; do [ -d "$f" ] || echo "$f"; done)

@@ -86,11 +86,11 @@ def test_cli_refuses_cleanly(sandbox, scenario, name, snapshot, size):
 
 PERL_DRIVER = r"""
 use strict; use warnings; use JSON::PP;
-use PVE::Storage::Custom::OpenEJovianDSSPlugin;
+use RealPVE;
 my $class = 'PVE::Storage::Custom::OpenEJovianDSSPlugin';
-$PVE::Storage::Custom::OpenEJovianDSSPlugin::JDSS = $ENV{JDSS_BIN};
-my $scfg = { pool_name => 'Pool-0', config => $ARGV[0],
-             content => { images => 1 } };
+$PVE::Storage::Custom::OpenEJovianDSS::Common::JDSS = $ENV{JDSS_BIN};
+my $scfg = { type => 'joviandss', pool_name => 'Pool-0', config => $ARGV[0],
+             shared => 1, content => { images => 1 } };
 my $json = JSON::PP->new->canonical->utf8;
 $| = 1;
 while (my $line = <STDIN>) {
@@ -117,9 +117,9 @@ while (my $line = <STDIN>) {
 def plugin(sandbox):
     directory, config = sandbox
     proc = subprocess.Popen(
-        ["perl", "-I", os.path.join(ROOT, "perl"), "-I",
-         os.path.join(ROOT, "tests", "perl", "lib"), "-e", PERL_DRIVER,
-         str(config)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        ["perl", "-I", os.path.join(ROOT, "tests", "perl", "lib"), "-e",
+         PERL_DRIVER, str(config)], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
         text=True, cwd=str(directory),
         env=dict(os.environ, JDSS_BIN=jdss_command()))
 

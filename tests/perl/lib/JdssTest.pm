@@ -14,6 +14,7 @@ use IO::Socket::INET;
 use POSIX ();
 
 our @EXPORT_OK = qw(jdss_bin write_yaml free_port start_emulator stop_emulator);
+my %STARTED;    # emulator PIDs
 
 sub jdss_bin {
     my $bin = $ENV{JDSS_BIN}
@@ -60,6 +61,7 @@ sub start_emulator {
             '--pool-size', 100 * 2**30) or POSIX::_exit(1);
     }
     close($writer);
+    $STARTED{$pid} = 1;
     my $line = <$reader> // '';
     die "emulator did not start: " . slurp("$dir/emulator.err") if $line !~ /^ready/;
     return { pid => $pid, port => $port, reader => $reader,
@@ -70,7 +72,18 @@ sub stop_emulator {
     my ($emulator) = @_;
     kill('TERM', $emulator->{pid});
     waitpid($emulator->{pid}, 0);
+    delete $STARTED{ $emulator->{pid} };
     return $? >> 8;
+}
+
+# a test that dies half-way still ends the emulators it started
+END {
+    my $status = $?;
+    for my $pid (keys %STARTED) {
+        kill('TERM', $pid);
+        waitpid($pid, 0);
+    }
+    $? = $status;
 }
 
 sub write_file {

@@ -1,7 +1,8 @@
 #!/usr/bin/perl
-# Every plugin method with jdss replaced by t/jdss-recorder: the commands
-# built (argument lists, storage.cfg settings passed on), the parsing of
-# jdss's JSON, and errors that reach the user as one line.
+# Every plugin method, under the real Proxmox storage code, with jdss
+# replaced by t/jdss-recorder: the commands built (argument lists, the
+# storage and its section passed on), the parsing of jdss's JSON, and
+# errors that reach the user as one line.
 use strict;
 use warnings;
 use Test::More;
@@ -9,21 +10,24 @@ use File::Temp qw(tempdir);
 use FindBin;
 use JSON::PP;
 
-use PVE::Storage::Custom::OpenEJovianDSSPlugin;
-my $P = 'PVE::Storage::Custom::OpenEJovianDSSPlugin';
+use RealPVE;
+use JdssTest;
 
+my $P = 'PVE::Storage::Custom::OpenEJovianDSSPlugin';
 my $dir = tempdir(CLEANUP => 1);
 $ENV{JDSS_RECORDER_DIR} = $dir;
-$PVE::Storage::Custom::OpenEJovianDSSPlugin::JDSS = "$FindBin::Bin/jdss-recorder";
+$PVE::Storage::Custom::OpenEJovianDSS::Common::JDSS = "$FindBin::Bin/jdss-recorder";
+$PVE::Storage::Custom::OpenEJovianDSS::Common::AGENT_SOCKET = "$dir/no-agent.sock";
 
 my $scfg = { type => 'joviandss', pool_name => 'Pool-7', config => '/etc/pve/j7.yaml',
-    multipath => 1, content => { images => 1, rootdir => 1 } };
+    multipath => 1, shared => 1, content => { images => 1, rootdir => 1 } };
 
 sub replies {
     open(my $fh, '>', "$dir/replies") or die $!;
     print $fh join("\t", map { (my $v = $_) =~ s/\n/\\n/g; $v } @$_), "\n" for @_;
     close($fh);
     unlink "$dir/calls";
+    PVE::Storage::Custom::OpenEJovianDSS::Common::forget_pool_status('j7');
 }
 sub calls {
     open(my $fh, '<', "$dir/calls") or return ();
@@ -34,23 +38,31 @@ sub strip_globals {    # the arguments from the command word on
     my @args = @$call;
     while (@args && $args[0] =~ m/^-/) {
         my $option = shift @args;
-        shift @args if $option =~ m/^(-c|--pool|--set)$/;
+        shift @args if $option =~ m/^(--storage|--section|--set)$/;
     }
     return \@args;
 }
 
-# global options carry storage.cfg
+# the storage and its section reach jdss; no password ever does
 replies(['pool show', 0, '{"name":"Pool-7","size":1000,"free":400,"used":600,"health":"ONLINE"}']);
-is_deeply([$P->status('j7', $scfg, {})], [1000, 400, 600, 1], 'status');
+is_deeply([$P->status('j7', { %$scfg, user_password => 'never-shown' }, {})],
+    [1000, 400, 600, 1], 'status');
 my ($call) = calls();
-is_deeply([@$call[0 .. 7]], ['-c', '/etc/pve/j7.yaml', '--pool', 'Pool-7',
-    '--set', 'multipath=true', '--set', 'content_volume_type=iscsi'], 'globals');
+is_deeply([@$call[0 .. 1]], ['--storage', 'j7'], 'storage ID');
+is($call->[2], '--section', 'section follows');
+is_deeply(JSON::PP->new->decode($call->[3]), { type => 'joviandss', pool_name => 'Pool-7',
+    config => '/etc/pve/j7.yaml', multipath => '1', shared => '1',
+    content => 'images,rootdir' }, 'the section as Proxmox has it, without the password');
 ok(grep({ $_ eq 'rest_api_deadline=5' } @$call), 'status bounds the REST time');
+
+# status and check_connection: one answer serves both
+replies(['pool show', 0, '{"name":"Pool-7","size":1000,"free":400,"used":600}']);
+is($P->check_connection('j7', $scfg), 1, 'without the agent no process is started');
+is(scalar(my @none = calls()), 0, 'check_connection cost nothing');
 
 # an outage is inactive, not a die
 replies(['pool show', 9, '', 'jdss: error: no appliance address answered\n']);
 is_deeply([$P->status('j7', $scfg, {})], [0, 0, 0, 0], 'status during an outage');
-is($P->check_connection('j7', $scfg), 0, 'check_connection down');
 
 # parse_volname
 is_deeply([$P->parse_volname('vm-100-disk-0')],
@@ -107,10 +119,12 @@ like($@, qr/can't rollback, 's1' is not most recent snapshot/, 'rollback blocked
 is_deeply(\@blockers, ['s2', 's3'], 'blockers filled');
 replies(['--dry-run', 0, '{"blockers":[],"clones":[],"possible":true}']);
 is($P->volume_rollback_is_possible($scfg, 'j7', 'vm-100-disk-0', 's3', []), 1, 'possible');
-replies(['snapshot list', 0, '[{"name":"s1","creation":100},{"name":"s2","creation":200}]']);
+RealPVE::write_guest(100, "scsi0: j7:vm-100-disk-0\n\n[s1]\nsnaptime: 100\n");
+replies(['snapshot list', 0, '[{"name":"s1","creation":100,"size":4096,"guid":"77"},{"name":"s2","creation":200}]']);
 is_deeply($P->volume_snapshot_info($scfg, 'j7', 'vm-100-disk-0'),
-    { s1 => { id => '100-s1', timestamp => 100 }, s2 => { id => '200-s2', timestamp => 200 } },
-    'snapshot info');
+    { s1 => { id => '77', timestamp => 100, 'virtual-size' => 4096, proxmox => 1 },
+      s2 => { id => '200-s2', timestamp => 200, proxmox => 0 } },
+    'snapshot info: virtual size, and who made each');
 replies(['snapshot create', 0, '{}'], ['snapshot delete', 0, ''], ['snapshot rollback', 0, '{}']);
 $P->volume_snapshot($scfg, 'j7', 'vm-100-disk-0', 'before');
 $P->volume_snapshot_delete($scfg, 'j7', 'vm-100-disk-0', 'before');
@@ -118,7 +132,8 @@ $P->volume_snapshot_rollback($scfg, 'j7', 'vm-100-disk-0', 'before');
 is_deeply([map { strip_globals($_) } calls()],
     [['snapshot', 'create', 'vm-100-disk-0', 'before'],
      ['snapshot', 'delete', 'vm-100-disk-0', 'before'],
-     ['snapshot', 'rollback', 'vm-100-disk-0', 'before']], 'snapshot commands');
+     ['snapshot', 'rollback', 'vm-100-disk-0', 'before', '-f', 'json']],
+    'snapshot commands');
 
 # features: exactly what works
 is($P->volume_has_feature($scfg, 'snapshot', 'j7', 'vm-100-disk-0'), 1, 'snapshot');
@@ -126,23 +141,23 @@ is($P->volume_has_feature($scfg, 'clone', 'j7', 'base-100-disk-0'), 1, 'clone ba
 is($P->volume_has_feature($scfg, 'clone', 'j7', 'vm-100-disk-0'), undef, 'no clone of current');
 is($P->volume_has_feature($scfg, 'template', 'j7', 'vm-100-disk-0'), 1, 'template');
 is($P->volume_has_feature($scfg, 'rename', 'j7', 'base-100-disk-0'), undef, 'no base rename');
-is($P->volume_has_feature($scfg, 'copy', 'j7', 'vm-100-disk-0', 'snap'), undef, 'no copy of snap');
+is($P->volume_has_feature($scfg, 'copy', 'j7', 'vm-100-disk-0', 'snap'), 1,
+    'full clone from a snapshot');
 is($P->volume_has_feature($scfg, 'sparseinit', 'j7', 'vm-100-disk-0'), 1, 'sparseinit');
 is($P->volume_has_feature($scfg, 'snapshot', 'j7', 'iso/x.iso'), undef, 'no iso snapshots');
 
 # templates, linked clones, renames
-replies(['volume detach', 0, ''], ['volume rename', 0, '{}'], ['snapshot create', 0, '{}']);
+replies(['volume rename', 0, '{}']);
 is($P->create_base('j7', $scfg, 'vm-100-disk-0'), 'base-100-disk-0', 'create_base');
 is_deeply([map { strip_globals($_) } calls()],
-    [['volume', 'detach', 'vm-100-disk-0'],
-     ['volume', 'rename', 'vm-100-disk-0', 'base-100-disk-0'],
-     ['snapshot', 'create', 'base-100-disk-0', '__base__']], 'create_base commands');
+    [['volume', 'rename', 'vm-100-disk-0', 'base-100-disk-0', '--detach']],
+    'create_base: one call, no snapshot (as the vendor\'s templates)');
 replies(['volume list', 0, '[]'], ['volume clone', 0, '{}']);
 is($P->clone_image($scfg, 'j7', 'base-100-disk-0', 101), 'base-100-disk-0/vm-101-disk-0',
     'linked clone');
 is_deeply(strip_globals((calls())[1]),
-    ['volume', 'clone', 'base-100-disk-0', 'vm-101-disk-0', '--snapshot', '__base__'],
-    'clone command');
+    ['volume', 'clone', 'base-100-disk-0', 'vm-101-disk-0'],
+    'a linked clone hangs from a snapshot of its own');
 replies(['volume rename', 0, '{}']);
 is($P->rename_volume($scfg, 'j7', 'base-100-disk-0/vm-101-disk-0', 102, 'vm-102-disk-3'),
     'j7:base-100-disk-0/vm-102-disk-3', 'rename keeps the base');
@@ -162,9 +177,19 @@ like($@, qr/resizing a snapshot is not supported/, 'no snapshot resize');
 replies(['volume path', 0, "iscsi://127.0.0.1:3260/iqn.2021-10.iscsi:vm-100-disk-0/0\n"]);
 is($P->path($scfg, 'vm-100-disk-0', 'j7'), 'iscsi://127.0.0.1:3260/iqn.2021-10.iscsi:vm-100-disk-0/0',
     'path');
+$PVE::Storage::Custom::OpenEJovianDSSPlugin::INITIATOR_FILE = "$dir/none";
 is_deeply($P->qemu_blockdev_options($scfg, 'j7', 'vm-100-disk-0', '10.0', {}),
     { driver => 'iscsi', portal => '127.0.0.1:3260', target => 'iqn.2021-10.iscsi:vm-100-disk-0',
       lun => 0, transport => 'tcp' }, 'blockdev for iscsi://');
+JdssTest::write_file("$dir/initiatorname.iscsi",
+    "## DO NOT EDIT\nInitiatorName=iqn.1993-08.org.debian:01:node-a\n");
+$PVE::Storage::Custom::OpenEJovianDSSPlugin::INITIATOR_FILE = "$dir/initiatorname.iscsi";
+replies(['volume path', 0, "iscsi://127.0.0.1:3260/iqn.2021-10.iscsi:vm-100-disk-0/0\n"]);
+is($P->qemu_blockdev_options($scfg, 'j7', 'vm-100-disk-0', '10.0', {})->{'initiator-name'},
+    'iqn.1993-08.org.debian:01:node-a', 'QEMU logs in with the node\'s initiator name');
+is_deeply([sort keys %{ $P->qemu_blockdev_options($scfg, 'j7', 'vm-100-disk-0', '10.0', {}) }],
+    [sort qw(driver portal target lun transport initiator-name)],
+    'only options Proxmox allows for the iscsi driver (no user or password)');
 replies(['volume path', 0, "/dev/mapper/36abc\n"]);
 is_deeply($P->qemu_blockdev_options($scfg, 'j7', 'vm-100-disk-0', '10.0', {}),
     { driver => 'host_device', filename => '/dev/mapper/36abc' }, 'blockdev for a device');
@@ -177,11 +202,17 @@ is_deeply([map { strip_globals($_) } calls()],
      ['volume', 'detach', 'vm-100-disk-0', '--snapshot', 'snap1'],
      ['volume', 'attach', 'vm-100-disk-0', '-f', 'value', '-c', 'path']], 'activation commands');
 
-# free: detach, then delete with snapshots; gone already is fine
-replies(['volume detach', 0, ''], ['volume delete', 4, '', "jdss: error: volume 'vm-1-disk-0' not found\n"]);
-is($P->free_image('j7', $scfg, 'vm-1-disk-0'), undef, 'free of a missing volume');
-is_deeply(strip_globals((calls())[1]), ['volume', 'delete', 'vm-1-disk-0', '--recursive'],
-    'free deletes recursively');
+# free: one call; gone already is fine but said
+replies(['volume delete', 4, '', "jdss: error: volume 'vm-1-disk-0' not found\n"]);
+{
+    my @warnings;
+    local $SIG{__WARN__} = sub { push @warnings, @_ };
+    is($P->free_image('j7', $scfg, 'vm-1-disk-0'), undef, 'free of a missing volume');
+    like("@warnings", qr/already gone from the appliance/, 'said in the task log');
+}
+is_deeply([map { strip_globals($_) } calls()],
+    [['volume', 'delete', 'vm-1-disk-0', '--recursive', '--detach']],
+    'free is one call');
 replies(['volume delete', 6, '', "jdss: error: volume 'base-1-disk-0' has clones that depend on its snapshots: vm-2-disk-0; delete them first\n"]);
 eval { $P->free_image('j7', $scfg, 'base-1-disk-0', 1) };
 is($@, "jdss: volume 'base-1-disk-0' has clones that depend on its snapshots: vm-2-disk-0; delete them first\n",
@@ -189,9 +220,10 @@ is($@, "jdss: volume 'base-1-disk-0' has clones that depend on its snapshots: vm
 
 # a missing jdss says so
 {
-    local $PVE::Storage::Custom::OpenEJovianDSSPlugin::JDSS = '/nonexistent/jdss';
+    local $PVE::Storage::Custom::OpenEJovianDSS::Common::JDSS = '/nonexistent/jdss';
     eval { $P->alloc_image('j7', $scfg, 100, 'raw', 'vm-100-disk-0', 1) };
     like($@, qr/^jdss is not installed at \/nonexistent\/jdss/, 'missing jdss');
+    PVE::Storage::Custom::OpenEJovianDSS::Common::forget_pool_status('j7');
     is_deeply([$P->status('j7', $scfg, {})], [0, 0, 0, 0], 'status without jdss');
 }
 
@@ -212,7 +244,7 @@ is_deeply([map { strip_globals($_) } calls()],
      ['nas-volume', 'create', 'proxmox-content', '--size', '50G'],
      ['nas-volume', 'attach', 'proxmox-content', '--mountpoint', "$dir/content"]],
     'NFS content volume commands');
-ok((grep { $_ eq 'content_volume_type=nfs' } @{ (calls())[0] }), 'content type passed on');
+like((calls())[0]->[3], qr/"content_volume_type":"nfs"/, 'content type passed on');
 ok(-d "$dir/content/template/iso" && -d "$dir/content/dump", 'content directories made');
 replies(['nas-volume detach', 0, '']);
 $P->deactivate_storage('j7', $content, {});
@@ -225,6 +257,7 @@ truncate($blank, 1024 * 1024);
 close($blank);
 replies(['volume show', 0, '{"name":"proxmox-content"}'],
     ['volume attach', 0, "$dir/blank.img\n"]);
+$content->{path} = "$dir/content-iscsi";
 eval { $P->activate_storage('j7', { %$content, content_volume_type => 'iscsi' }, {}) };
 is($@, "Unable identify file system type for content storage, if that is a first run, "
     . "format $dir/blank.img to a file system of your choise.\n", 'mkfs hint names the device');
@@ -236,7 +269,18 @@ is_deeply(strip_globals((calls())[1]),
 replies(['pool show', 0, '{"size":1,"free":1,"used":0}']);
 $P->status('j7', { %$scfg, debug => 1 }, {});
 ok(grep({ $_ eq '--debug' } @{ (calls())[0] }), 'debug passes --debug');
-ok(!grep({ $_->[0] =~ m/^(sh|bash|\/bin\/sh)$/ } @PVE::Tools::COMMANDS), 'never a shell');
-ok(!grep({ /[;&|`\$]/ } map { @$_ } @PVE::Tools::COMMANDS), 'no shell syntax in arguments');
+my $seen_bad;
+{
+    no warnings 'redefine';
+    my $real = \&PVE::Tools::run_command;
+    local *PVE::Tools::run_command = sub {
+        $seen_bad = 1 if ref($_[0]) ne 'ARRAY';
+        return $real->(@_);
+    };
+    local *PVE::Storage::Custom::OpenEJovianDSS::Common::run_command = \&PVE::Tools::run_command;
+    replies(['pool show', 0, '{"size":1,"free":1,"used":0}']);
+    $P->status('j7', { %$scfg, debug => 0 }, {});
+}
+ok(!$seen_bad, 'jdss runs from an argument list, never through a shell');
 
 done_testing();

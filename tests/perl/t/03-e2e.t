@@ -1,20 +1,24 @@
 #!/usr/bin/perl
-# The plugin driving the real jdss: against the fake backend and against
-# the REST emulator over HTTPS, with identical expectations.
+# Every storage workflow a Proxmox user performs, through the real
+# PVE::Storage and the real jdss: against the fake backend and against the
+# REST emulator over HTTPS, with identical expectations.
 use strict;
 use warnings;
 use Test::More;
 use File::Temp qw(tempdir);
+use POSIX ();
 
+use RealPVE;
 use JdssTest qw(jdss_bin write_yaml start_emulator stop_emulator);
-use PVE::Storage::Custom::OpenEJovianDSSPlugin;
+require PVE::API2::Storage::Content;
 
 my $P = 'PVE::Storage::Custom::OpenEJovianDSSPlugin';
 my $jdss = jdss_bin() or plan skip_all => 'jdss is not installed (run make develop)';
-$PVE::Storage::Custom::OpenEJovianDSSPlugin::JDSS = $jdss;
+$PVE::Storage::Custom::OpenEJovianDSS::Common::JDSS = $jdss;
 my $G = 2**30;
+my $ROOT = $RealPVE::ROOT;
 
-sub storages_for {
+sub setup {
     my ($backend, $dir) = @_;
     my %common = (backend => 'fake', fake_state_dir => "$dir/state",
         fake_pool_size => '100G', rest_api_addresses => ['127.0.0.1'], thin_provision => 'true');
@@ -25,109 +29,195 @@ sub storages_for {
             rest_api_port => $emulator->{port}, driver_ssl_cert_path => $emulator->{cert},
             rest_api_password_file => $emulator->{password_file}, thin_provision => 'true');
     }
-    my @storages = map {
-        my $config = write_yaml("$dir/jdss-$_.yaml", %common);
-        { type => 'joviandss', pool_name => $_, config => $config,
-          content => { images => 1, rootdir => 1 } }
-    } ('Pool-0', 'Pool-1');
-    return ($emulator, @storages);
+    my $cfg = '';
+    for my $pool ('Pool-0', 'Pool-1') {
+        my $yaml = write_yaml("$dir/jdss-$pool.yaml", %common);
+        $cfg .= "joviandss: s-$pool\n\tpool_name $pool\n\tconfig $yaml\n"
+            . "\tcontent images,rootdir\n\tshared 1\n\n";
+    }
+    RealPVE::write_storage_cfg($cfg);
+    return $emulator;
 }
 
+sub volids { return [map { $_->{volid} } @{ $_[0] }]; }
+
 for my $backend ('fake', 'rest') {
-    subtest "plugin on the $backend backend" => sub {
+    subtest "Proxmox workflows on the $backend backend" => sub {
         my $dir = tempdir(CLEANUP => 1);
-        my ($emulator, $scfg, $other) = storages_for($backend, $dir);
-        my $id = 'jdss-test';
+        my $emulator = setup($backend, $dir);
+        my $cfg = PVE::Storage::config();
+        my $id = 's-Pool-0';
 
-        my ($total, $free, $used, $active) = $P->status($id, $scfg, {});
-        is_deeply([$total, $free, $used, $active], [100 * $G, 100 * $G, 0, 1], 'status');
-        is($P->check_connection($id, $scfg), 1, 'connection');
+        # status, as pvestatd and the GUI ask it
+        my $info = PVE::Storage::storage_info($cfg);
+        is($info->{$id}->{active}, 1, 'storage_info: active');
+        is($info->{$id}->{total}, 100 * $G, 'storage_info: total');
+        like($P->get_identity($cfg->{ids}->{$id}, $id), qr/^Pool-0-\d+$/,
+            'get_identity: pool name and id');
+        is($P->get_identity($cfg->{ids}->{$id}, $id),
+            $P->get_identity($cfg->{ids}->{$id}, $id), 'identity is stable');
 
-        is($P->alloc_image($id, $scfg, 100, 'raw', undef, 1024 * 1024), 'vm-100-disk-0', 'alloc');
-        is($P->alloc_image($id, $scfg, 100, 'raw', undef, 2 * 1024 * 1024), 'vm-100-disk-1',
-            'next free name');
-        is($P->alloc_image($id, $scfg, 100, 'raw', 'vm-100-state-snap1', 512 * 1024),
-            'vm-100-state-snap1', 'vm state volume');
-        my $images = $P->list_images($id, $scfg, 100, undef, {});
-        is_deeply([map { $_->{volid} } @$images],
-            ["$id:vm-100-disk-0", "$id:vm-100-disk-1", "$id:vm-100-state-snap1"], 'list');
-        is($images->[1]->{size}, 2 * $G, 'size in bytes');
-        is_deeply($P->list_images($id, $other, undef, undef, {}), [], 'other pool is separate');
+        # alloc, automatic and given names
+        is(PVE::Storage::vdisk_alloc($cfg, $id, 100, 'raw', undef, 1024 * 1024),
+            "$id:vm-100-disk-0", 'alloc without a name');
+        is(PVE::Storage::vdisk_alloc($cfg, $id, 100, 'raw', '', 2 * 1024 * 1024),
+            "$id:vm-100-disk-1", 'alloc with an empty name picks the next free one');
+        is(PVE::Storage::vdisk_alloc($cfg, $id, 100, 'raw', 'vm-100-state-snap1', 512 * 1024),
+            "$id:vm-100-state-snap1", 'vm state volume');
+        eval { PVE::Storage::vdisk_alloc($cfg, $id, 100, 'raw', 'vm-100-disk-0', 1024) };
+        like($@, qr/^jdss: volume 'vm-100-disk-0' already exists/, 'a taken name is refused');
 
-        $P->volume_snapshot($scfg, $id, 'vm-100-disk-0', 's1');
-        $P->volume_snapshot($scfg, $id, 'vm-100-disk-0', 's2');
+        # listing: vdisk_list, and volume_list as pvesm list and the GUI do
+        is_deeply(volids(PVE::Storage::vdisk_list($cfg, $id, 100)->{$id}),
+            ["$id:vm-100-disk-0", "$id:vm-100-disk-1", "$id:vm-100-state-snap1"], 'vdisk_list');
+        my $list = PVE::Storage::volume_list($cfg, $id, undef, 'images');
+        is_deeply(volids($list), ["$id:vm-100-disk-0", "$id:vm-100-disk-1",
+            "$id:vm-100-state-snap1"], 'volume_list images');
+        is($list->[1]->{size}, 2 * $G, 'size in bytes');
+        is($list->[0]->{content}, 'images', 'content type');
+        is_deeply(PVE::Storage::volume_list($cfg, 's-Pool-1', undef, 'images'), [],
+            'the other pool is separate');
+        my $content = PVE::API2::Storage::Content->index({ node => $RealPVE::NODE,
+            storage => $id, content => 'images' });
+        is_deeply([sort map { $_->{volid} } @$content], volids($list),
+            'the Content API lists them');
+
+        # paths and activation
+        like(PVE::Storage::path($cfg, "$id:vm-100-disk-0"), qr/vm-100-disk-0/, 'path');
+        is(PVE::Storage::volume_size_info($cfg, "$id:vm-100-disk-1"), 2 * $G, 'size info');
+
+        # snapshots, info, rollback checks
+        PVE::Storage::volume_snapshot($cfg, "$id:vm-100-disk-0", 's1');
+        PVE::Storage::volume_resize($cfg, "$id:vm-100-disk-0", 2 * $G, 0);
+        PVE::Storage::volume_snapshot($cfg, "$id:vm-100-disk-0", 's2');
+        my $snaps = PVE::Storage::volume_snapshot_info($cfg, "$id:vm-100-disk-0");
+        is_deeply([sort keys %$snaps], ['s1', 's2'], 'volume_snapshot_info');
+        ok($snaps->{s1}->{timestamp} > 0, 'timestamps');
+        isnt($snaps->{s1}->{id}, $snaps->{s2}->{id}, 'ids differ');
+        is($snaps->{s1}->{'virtual-size'}, $G, 'virtual size before the resize');
+        is($snaps->{s2}->{'virtual-size'}, 2 * $G, 'virtual size after it');
         my @blockers;
-        eval { $P->volume_rollback_is_possible($scfg, $id, 'vm-100-disk-0', 's1', \@blockers) };
-        like($@, qr/not most recent snapshot/, 'rollback blocked');
-        is_deeply(\@blockers, ['s2'], 'blocker named');
-        eval { $P->volume_snapshot_rollback($scfg, $id, 'vm-100-disk-0', 's1') };
+        eval { PVE::Storage::volume_rollback_is_possible($cfg, "$id:vm-100-disk-0", 's1',
+            \@blockers) };
+        like($@, qr/not most recent snapshot on 'vm-100-disk-0' \(newer: s2 \(appliance\)\).*tag the guest 'force-rollback'/,
+            'rollback blocked, blockers and the way through named');
+        is_deeply(\@blockers, ['s2'], 'blockers filled');
+        eval { PVE::Storage::volume_snapshot_rollback($cfg, "$id:vm-100-disk-0", 's1') };
+        like($@, qr/^can't rollback, 's1' is not most recent snapshot/,
+            'Proxmox asks before it rolls back: refused');
+        eval { $P->volume_snapshot_rollback($cfg->{ids}->{$id}, $id, 'vm-100-disk-0', 's1') };
         like($@, qr/^jdss: rolling back volume 'vm-100-disk-0' to 's1' would destroy newer snapshots: s2/,
-            'rollback refused with one line');
-        $P->volume_snapshot_delete($scfg, $id, 'vm-100-disk-0', 's2');
-        is($P->volume_rollback_is_possible($scfg, $id, 'vm-100-disk-0', 's1', []), 1,
-            'rollback now possible');
-        $P->volume_snapshot_rollback($scfg, $id, 'vm-100-disk-0', 's1');
-        is_deeply([sort keys %{ $P->volume_snapshot_info($scfg, $id, 'vm-100-disk-0') }], ['s1'],
-            'snapshot info');
+            'and the plugin alone refuses too, with one line');
+        PVE::Storage::volume_snapshot_delete($cfg, "$id:vm-100-disk-0", 's2');
+        is(PVE::Storage::volume_rollback_is_possible($cfg, "$id:vm-100-disk-0", 's1', []), 1,
+            'rollback possible once it is the newest');
+        PVE::Storage::volume_snapshot_rollback($cfg, "$id:vm-100-disk-0", 's1');
+        is(PVE::Storage::volume_size_info($cfg, "$id:vm-100-disk-0"), $G,
+            'the rollback restored the size the snapshot had');
 
-        my $base = $P->create_base($id, $scfg, 'vm-100-disk-1');
-        is($base, 'base-100-disk-1', 'template');
-        my $clone = $P->clone_image($scfg, $id, $base, 101);
-        is($clone, 'base-100-disk-1/vm-101-disk-0', 'linked clone');
-        my ($linked) = @{ $P->list_images($id, $scfg, 101, undef, {}) };
+        # a guest tagged force-rollback: newer snapshots go, and leave its config
+        RealPVE::write_guest(100, "tags: prod;force-rollback\nparent: s5\n"
+            . "scsi0: $id:vm-100-disk-0,size=1G\n\n[s3]\nsnaptime: 3\n\n"
+            . "[s4]\nparent: s3\nsnaptime: 4\n\n[s5]\nparent: s4\nsnaptime: 5\n");
+        PVE::Storage::volume_snapshot($cfg, "$id:vm-100-disk-0", $_) for qw(s3 s4 s5);
+        my @forced;
+        is(PVE::Storage::volume_rollback_is_possible($cfg, "$id:vm-100-disk-0", 's3', \@forced),
+            1, 'force-rollback: possible');
+        PVE::Storage::volume_snapshot_rollback($cfg, "$id:vm-100-disk-0", 's3');
+        is_deeply([sort keys %{ PVE::Storage::volume_snapshot_info($cfg, "$id:vm-100-disk-0") }],
+            ['s1', 's3'], 'force-rollback destroyed the newer snapshots');
+        my $conf = RealPVE::read_file("$ROOT/nodes/$RealPVE::NODE/qemu-server/100.conf");
+        unlike($conf, qr/^\[s[45]\]/m, 'and removed them from the guest configuration');
+        like($conf, qr/^\[s3\]/m, 'the target snapshot stays');
+        like($conf, qr/^parent: s3$/m, 'parents point at what is left');
+
+        # HA guard
+        mkdir("$ROOT/ha");
+        JdssTest::write_file("$ROOT/ha/resources.cfg", "vm: 100\n\tstate started\n");
+        eval { PVE::Storage::volume_snapshot_rollback($cfg, "$id:vm-100-disk-0", 's3') };
+        like($@, qr/Proxmox HA manages it \(state 'started'\); run 'ha-manager set vm:100 --state ignored'/,
+            'HA-managed guest: refused, with the way through');
+        JdssTest::write_file("$ROOT/ha/resources.cfg", "vm: 100\n\tstate ignored\n");
+        PVE::Storage::volume_snapshot_rollback($cfg, "$id:vm-100-disk-0", 's3');
+        pass('state ignored: rollback runs');
+        unlink("$ROOT/ha/resources.cfg");
+
+        # template and linked clone
+        my $base = PVE::Storage::vdisk_create_base($cfg, "$id:vm-100-disk-1");
+        is($base, "$id:base-100-disk-1", 'template');
+        my $clone = PVE::Storage::vdisk_clone($cfg, $base, 101);
+        is($clone, "$id:base-100-disk-1/vm-101-disk-0", 'linked clone');
+        my ($linked) = @{ PVE::Storage::vdisk_list($cfg, $id, 101)->{$id} };
         is($linked->{parent}, "$id:base-100-disk-1", 'parent listed');
-        eval { $P->free_image($id, $scfg, $base, 1) };
-        like($@, qr/^jdss: volume 'base-100-disk-1' has clones .*vm-101-disk-0/, 'base in use');
+        eval { PVE::Storage::vdisk_free($cfg, $base) };
+        like($@, qr/^base volume 'base-100-disk-1' is still in use by linked clones/,
+            'base in use: Proxmox sees the clone through list_images');
 
-        is($P->volume_resize($scfg, $id, 'vm-100-disk-0', 3 * $G, 0), 3 * $G, 'resize');
-        is(scalar($P->volume_size_info($scfg, $id, 'vm-100-disk-0')), 3 * $G, 'new size');
-        eval { $P->volume_resize($scfg, $id, 'vm-100-disk-0', $G, 0) };
+        # linked clone from a snapshot, resize, rename
+        is(PVE::Storage::volume_has_feature($cfg, 'copy', "$id:vm-100-disk-0", 's1'), 1,
+            'full clone from a snapshot is offered');
+        is(PVE::Storage::volume_resize($cfg, "$id:vm-100-disk-0", 3 * $G, 0), 3 * $G, 'resize');
+        is(PVE::Storage::volume_size_info($cfg, "$id:vm-100-disk-0"), 3 * $G, 'new size');
+        eval { PVE::Storage::volume_resize($cfg, "$id:vm-100-disk-0", $G, 0) };
         like($@, qr/only growing is supported/, 'no shrinking');
-
-        is($P->rename_volume($scfg, $id, 'vm-100-disk-0', 102, undef), "$id:vm-102-disk-0",
-            'rename to a free name');
-        is_deeply([map { $_->{volid} } @{ $P->list_images($id, $scfg, 102, undef, {}) }],
+        is(PVE::Storage::rename_volume($cfg, "$id:vm-100-disk-0", 102), "$id:vm-102-disk-0",
+            'rename to a free name of another guest');
+        is_deeply(volids(PVE::Storage::vdisk_list($cfg, $id, 102)->{$id}),
             ["$id:vm-102-disk-0"], 'renamed disk listed');
 
-        # concurrent operations on different volumes
+        # concurrent allocations from six processes (Proxmox's storage lock)
         my @pids;
         for my $n (1 .. 6) {
             my $pid = fork() // die;
             if (!$pid) {
                 my $ok = eval {
-                    my $name = $P->alloc_image($id, $scfg, 300 + $n, 'raw', undef, 1024);
-                    $P->volume_snapshot($scfg, $id, $name, 'c');
+                    my $volid = PVE::Storage::vdisk_alloc(PVE::Storage::config(), $id, 300,
+                        'raw', undef, 1024);
+                    PVE::Storage::volume_snapshot(PVE::Storage::config(), $volid, 'c');
                     1;
                 };
+                print STDERR $@ if !$ok;
                 POSIX::_exit($ok ? 0 : 1);
             }
             push @pids, $pid;
         }
         my @failed = grep { waitpid($_, 0); $? != 0 } @pids;
-        is(scalar(@failed), 0, 'six concurrent allocations');
-        is(scalar(grep { $_->{vmid} > 300 } @{ $P->list_images($id, $scfg, undef, undef, {}) }),
-            6, 'all six present');
+        is(scalar(@failed), 0, 'six concurrent allocations with automatic names');
+        is_deeply(volids(PVE::Storage::vdisk_list($cfg, $id, 300)->{$id}),
+            [map { "$id:vm-300-disk-$_" } 0 .. 5], 'six distinct names');
 
-        for my $volname ('base-100-disk-1/vm-101-disk-0', 'base-100-disk-1', 'vm-102-disk-0',
-            'vm-100-state-snap1', map { "vm-$_-disk-0" } 301 .. 306) {
-            $P->free_image($id, $scfg, $volname);
+        # free, in the orders Proxmox uses (clone before base, base refused first)
+        for my $volid ($clone, $base, "$id:vm-102-disk-0", "$id:vm-100-state-snap1",
+            map { "$id:vm-300-disk-$_" } 0 .. 5) {
+            PVE::Storage::vdisk_free($cfg, $volid);
         }
-        is_deeply($P->list_images($id, $scfg, undef, undef, {}), [], 'all freed');
+        is_deeply(PVE::Storage::vdisk_list($cfg, $id)->{$id}, [], 'all freed');
+        {
+            my @warnings;
+            local $SIG{__WARN__} = sub { push @warnings, @_ };
+            PVE::Storage::vdisk_free($cfg, "$id:vm-102-disk-0");
+            like("@warnings", qr/already gone/, 'freeing a gone volume says so');
+        }
+        unlink("$ROOT/nodes/$RealPVE::NODE/qemu-server/100.conf");
         is(stop_emulator($emulator), 0, 'emulator stopped cleanly') if $emulator;
     };
 }
 
 subtest 'errors say what is wrong' => sub {
     my $dir = tempdir(CLEANUP => 1);
-    my $scfg = { type => 'joviandss', pool_name => 'Pool-0', config => "$dir/missing.yaml" };
-    eval { $P->alloc_image('j', $scfg, 100, 'raw', undef, 1024) };
+    RealPVE::write_storage_cfg("joviandss: broken\n\tpool_name Pool-0\n\tconfig $dir/missing.yaml\n"
+        . "\tcontent images\n\tshared 1\n\n"
+        . "joviandss: down\n\tpool_name Pool-0\n\tconfig $dir/down.yaml\n\tcontent images\n"
+        . "\tshared 1\n");
+    write_yaml("$dir/down.yaml", backend => 'joviandss', rest_api_addresses => ['127.0.0.1'],
+        rest_api_port => JdssTest::free_port(), rest_api_deadline => 1,
+        driver_ssl_cert_verify => 'false');
+    my $cfg = PVE::Storage::config();
+    eval { PVE::Storage::vdisk_alloc($cfg, 'broken', 100, 'raw', undef, 1024) };
     like($@, qr/^jdss: config file \Q$dir\E\/missing.yaml not found/, 'missing config');
-    my $down = write_yaml("$dir/down.yaml", backend => 'joviandss',
-        rest_api_addresses => ['127.0.0.1'], rest_api_port => JdssTest::free_port(),
-        rest_api_deadline => 1, driver_ssl_cert_verify => 'false');
-    $scfg->{config} = $down;
-    is_deeply([$P->status('j', $scfg, {})], [0, 0, 0, 0], 'unreachable: inactive');
-    eval { $P->alloc_image('j', $scfg, 100, 'raw', 'vm-100-disk-0', 1024) };
+    my $info = PVE::Storage::storage_info($cfg);
+    is($info->{down}->{active}, 0, 'unreachable: inactive');
+    eval { PVE::Storage::vdisk_alloc($cfg, 'down', 100, 'raw', 'vm-100-disk-0', 1024) };
     like($@, qr/^jdss: no appliance address answered .*127\.0\.0\.1: connection refused/,
         'unreachable: one clear line');
 };

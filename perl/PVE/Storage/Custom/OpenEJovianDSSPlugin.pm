@@ -1,35 +1,26 @@
 package PVE::Storage::Custom::OpenEJovianDSSPlugin;
 
-# Proxmox VE storage plugin for Open-E JovianDSS. Every storage operation
-# is done by the jdss command (run as an argument list, never through a
-# shell) whose JSON output is parsed here; storage.cfg settings reach jdss
-# as --pool and --set options, the YAML file named by `config` holds the
-# rest. Errors from jdss reach the user as its own one-line message.
+# Proxmox VE storage type `joviandss`: VM disks and container volumes as
+# zvols of an Open-E JovianDSS pool over iSCSI, ISOs, templates and backups
+# on a content volume. Each method is a thin Proxmox contract: the work is
+# done by jdss (see OpenEJovianDSS::Common), which gets the storage ID and
+# this section and answers in JSON.
 
 use strict;
 use warnings;
 
 use File::Path qw(make_path);
-use IO::Socket::UNIX;
-use JSON::PP;
-use Socket qw(SOCK_STREAM SOL_SOCKET SO_RCVTIMEO);
 
 use PVE::Tools qw(run_command);
 use PVE::Storage::Plugin;
+use PVE::Storage::Custom::OpenEJovianDSS::Common qw(common_options read_passwords
+    write_passwords section_with check_section check_appliance run run_json
+    error_message snapshot_args pool_status forget_pool_status agent_available
+    EXIT_NOT_FOUND EXIT_BUSY);
+use PVE::Storage::Custom::OpenEJovianDSS::Guest qw(check_not_ha_managed has_tag
+    guest_snapshots remove_snapshots $FORCE_ROLLBACK_TAG);
 
 use base qw(PVE::Storage::Plugin);
-
-our $JDSS = '/usr/bin/jdss';
-our $TIMEOUT = 600;             # seconds for one jdss call
-our $STATUS_DEADLINE = 5;       # seconds status may spend on the appliance
-our $AGENT_SOCKET = '/run/jdss/agent.sock';   # jdss-agent, when it runs
-our $AGENT_TIMEOUT = 30;        # seconds to wait for the agent's answer
-
-# exit codes of jdss (README "Exit codes")
-use constant {
-    EXIT_NOT_FOUND => 4,
-    EXIT_ROLLBACK_BLOCKED => 8,
-};
 
 my $IMAGE_RE = qr/^((base-(\d+)-\S+)\/)?((base|vm)-(\d+)-\S+)$/;
 
@@ -49,77 +40,27 @@ sub plugindata {
             { images => 1, rootdir => 1 },
         ],
         format => [{ raw => 1 }, 'raw'],
+        'sensitive-properties' => { map { $_ => 1 }
+            @PVE::Storage::Custom::OpenEJovianDSS::Common::SECRETS },
     };
 }
 
-sub properties {
-    return {
-        pool_name => {
-            description => "JovianDSS pool to use.",
-            type => 'string',
-            default => 'Pool-0',
-        },
-        config => {
-            description => "jdss YAML configuration (default: "
-                . "/etc/pve/jdss-<pool_name>.yaml).",
-            type => 'string',
-        },
-        content_volume_name => {
-            description => "Volume on the appliance that holds ISOs, "
-                . "templates and backups (lowercase letters, digits, - and .).",
-            type => 'string',
-            pattern => '[a-z0-9][a-z0-9\-\.]*',
-        },
-        content_volume_size => {
-            description => "Size of the content volume in GiB.",
-            type => 'integer',
-            minimum => 1,
-            default => 100,
-        },
-        content_volume_type => {
-            description => "Protocol of the content volume.",
-            type => 'string',
-            enum => ['iscsi', 'nfs'],
-            default => 'iscsi',
-        },
-        debug => {
-            description => "Log jdss details (verbose output, tracebacks).",
-            type => 'boolean',
-            default => 0,
-        },
-        multipath => {
-            description => "Attach volumes through multipath.",
-            type => 'boolean',
-            default => 0,
-        },
-    };
-}
+sub properties { return PVE::Storage::Custom::OpenEJovianDSS::Common::properties(); }
 
 sub options {
-    return {
-        pool_name => { optional => 1 },
-        config => { optional => 1 },
-        content => { optional => 1 },
-        content_volume_name => { optional => 1 },
-        content_volume_size => { optional => 1 },
-        content_volume_type => { optional => 1 },
-        path => { optional => 1 },
-        shared => { optional => 1 },
-        debug => { optional => 1 },
-        multipath => { optional => 1 },
-        disable => { optional => 1 },
-        nodes => { optional => 1 },
-    };
+    my $options = common_options();
+    $options->{$_} = { optional => 1 } for qw(
+        content_volume_name content_volume_size content_volume_type multipath
+        target_prefix luns_per_target data_port block_size thin_provisioning
+        chap_enabled chap_user_name chap_user_password path
+        create-base-path create-subdirs content-dirs);
+    $options->{$_} = { optional => 1, fixed => 1 } for qw(pool_name cluster_prefix);
+    return $options;
 }
 
-# settings and running jdss ----------------------------------------------
+# settings ---------------------------------------------------------------
 
 sub pool_name { my ($scfg) = @_; return $scfg->{pool_name} // 'Pool-0'; }
-
-sub config_file {
-    my ($scfg) = @_;
-    return $scfg->{config} // '/etc/pve/jdss-' . pool_name($scfg) . '.yaml';
-}
 
 sub content_path {
     my ($scfg) = @_;
@@ -128,86 +69,51 @@ sub content_path {
 
 sub content_volume_type { return $_[0]->{content_volume_type} // 'iscsi'; }
 
-sub jdss_command {
-    my ($scfg, $args, $globals) = @_;
-    my @cmd = ($JDSS, '-c', config_file($scfg), '--pool', pool_name($scfg),
-        '--set', 'multipath=' . ($scfg->{multipath} ? 'true' : 'false'),
-        '--set', 'content_volume_type=' . content_volume_type($scfg));
-    push @cmd, '-v', '--debug' if $scfg->{debug};
-    push @cmd, @{ $globals // [] };
-    return [@cmd, @$args];
-}
-
-# Run jdss; returns (exit code, stdout). Dies with jdss's own message unless
-# the exit code is 0 or listed in $opts{allow}.
-sub jdss {
-    my ($scfg, $args, %opts) = @_;
-    die "jdss is not installed at $JDSS; install open-e-joviandss-proxmox-plugin\n"
-        if !-x $JDSS;
-    my ($out, $err) = ('', '');
-    my %io = (
-        outfunc => sub { $out .= "$_[0]\n" },
-        errfunc => sub { $err .= "$_[0]\n" },
-    );
-    %io = (output => $opts{output}, errfunc => $io{errfunc}) if $opts{output};
-    $io{input} = $opts{input} if $opts{input};
-    my $exit = eval {
-        run_command(jdss_command($scfg, $args, $opts{globals}),
-            %io, noerr => 1, timeout => $opts{timeout} // $TIMEOUT);
-    };
-    if (my $e = $@) {
-        chomp $e;
-        die "jdss " . join(' ', @$args[0, 1]) . " did not finish: $e\n";
-    }
-    return ($exit, $out) if $exit == 0 || grep { $_ == $exit } @{ $opts{allow} // [] };
-    die error_message($err, $exit) . "\n";
-}
-
-sub error_message {
-    my ($err, $exit) = @_;
-    my @lines = grep { /\S/ } split /\n/, $err;
-    my ($line) = grep { /^jdss: error: / } @lines;
-    $line //= $lines[-1] // "jdss failed with exit code $exit";
-    $line =~ s/^jdss: error: /jdss: /;
-    return $line;
-}
-
-# Ask jdss-agent (read-only calls on the hot path). Returns its answer,
-# {ok => 1, data => ...} or {ok => 0, exit_code, message}, or undef when
-# the agent is not there or does not answer, and the caller runs jdss.
-sub agent_request {
-    my ($scfg, $op, %request) = @_;
-    return undef if !-S $AGENT_SOCKET;
-    my $reply = eval {
-        my $socket = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $AGENT_SOCKET)
-            or die "connect: $!\n";
-        $socket->setsockopt(SOL_SOCKET, SO_RCVTIMEO, pack('l!l!', $AGENT_TIMEOUT, 0));
-        my %set = (multipath => $scfg->{multipath} ? 'true' : 'false',
-            content_volume_type => content_volume_type($scfg), %{ delete $request{set} // {} });
-        print $socket JSON::PP->new->encode({ %request, op => $op, set => \%set,
-            config => config_file($scfg), pool => pool_name($scfg) }), "\n";
-        my $line = <$socket>;
-        close($socket);
-        die "no answer\n" if !defined($line);
-        JSON::PP->new->decode($line);
-    };
-    return ref($reply) eq 'HASH' ? $reply : undef;
-}
-
-# jdss's --snapshot option, when there is a snapshot.
-sub snapshot_args { return defined($_[0]) ? ('--snapshot', $_[0]) : (); }
-
-sub jdss_json {
-    my ($scfg, @args) = @_;
-    my (undef, $out) = jdss($scfg, [@args, '-f', 'json']);
-    return JSON::PP->new->decode($out);
-}
-
 sub jdss_value {
-    my ($scfg, $column, @args) = @_;
-    my (undef, $out) = jdss($scfg, [@args, '-f', 'value', '-c', $column]);
+    my ($storeid, $scfg, $column, @args) = @_;
+    my (undef, $out) = run($storeid, $scfg, [@args, '-f', 'value', '-c', $column]);
     chomp $out;
     return $out;
+}
+
+# adding, changing and removing the storage -----------------------------
+
+sub on_add_hook {
+    my ($class, $storeid, $scfg, %sensitive) = @_;
+    my $passwords = { %{ read_passwords($class->type(), $storeid) }, %sensitive };
+    check_section($class->type(), $storeid, $scfg, $passwords);
+    check_appliance($storeid, $scfg, $passwords);
+    write_passwords($class->type(), $storeid, $passwords);
+    return;
+}
+
+sub on_update_hook_full {
+    my ($class, $storeid, $scfg, $update, $delete, $sensitive) = @_;
+    my $type = $class->type();
+    my $passwords = read_passwords($type, $storeid);
+    my %before = %$passwords;
+    $passwords->{$_} = $sensitive->{$_} for keys %{ $sensitive // {} };
+    delete $passwords->{$_} for @{ $delete // [] };
+    my $merged = section_with($scfg, $update, $delete);
+    check_section($type, $storeid, $merged, $passwords);
+    my $changed = grep { exists($update->{$_}) } qw(pool_name control_addresses control_port
+        user_name ssl_cert_verify config);
+    $changed ||= grep { ($before{$_} // '') ne ($passwords->{$_} // '') } keys %$passwords, keys %before;
+    check_appliance($storeid, $merged, $passwords) if $changed;
+    write_passwords($type, $storeid, $passwords);
+    forget_pool_status($storeid);
+    return;
+}
+
+sub on_update_hook {
+    my ($class, $storeid, $scfg, %sensitive) = @_;
+    return $class->on_update_hook_full($storeid, $scfg, {}, [], \%sensitive);
+}
+
+sub on_delete_hook {
+    my ($class, $storeid, $scfg) = @_;
+    write_passwords($class->type(), $storeid, {});
+    return;
 }
 
 # names ------------------------------------------------------------------
@@ -226,6 +132,25 @@ sub get_subdir {
     return $class->SUPER::get_subdir($scfg, $vtype);
 }
 
+# The storage ID of a section, for the methods Proxmox calls without one.
+sub storeid_of {
+    my ($scfg) = @_;
+    my $cfg = PVE::Storage::config();
+    for my $id (sort keys %{ $cfg->{ids} }) {
+        my $other = $cfg->{ids}->{$id};
+        return $id if $other == $scfg || (($other->{type} // '') eq 'joviandss'
+            && pool_name($other) eq pool_name($scfg)
+            && ($other->{path} // '') eq ($scfg->{path} // ''));
+    }
+    die "no joviandss storage with pool " . pool_name($scfg) . " in storage.cfg\n";
+}
+
+sub image_path {
+    my ($class, $storeid, $scfg, $name, $snapname) = @_;
+    return jdss_value($storeid, $scfg, 'path', 'volume', 'path', $name,
+        snapshot_args($snapname));
+}
+
 sub filesystem_path {
     my ($class, $scfg, $volname, $snapname) = @_;
     my ($vtype, $name, $vmid) = $class->parse_volname($volname);
@@ -233,76 +158,68 @@ sub filesystem_path {
         local $scfg->{path} = content_path($scfg);
         return $class->SUPER::filesystem_path($scfg, $volname, $snapname);
     }
-    my $path;
-    if (my $reply = agent_request($scfg, 'volume_path', name => $name, snapshot => $snapname)) {
-        die "jdss: $reply->{message}\n" if !$reply->{ok};
-        $path = $reply->{data}->{path};
-    } else {
-        $path = jdss_value($scfg, 'path', 'volume', 'path', $name,
-            snapshot_args($snapname));
-    }
+    my $path = $class->image_path(storeid_of($scfg), $scfg, $name, $snapname);
     return wantarray ? ($path, $vmid, $vtype) : $path;
 }
 
 sub path {
     my ($class, $scfg, $volname, $storeid, $snapname) = @_;
-    return $class->filesystem_path($scfg, $volname, $snapname);
+    my ($vtype, $name, $vmid) = $class->parse_volname($volname);
+    return $class->filesystem_path($scfg, $volname, $snapname) if $vtype ne 'images';
+    my $path = $class->image_path($storeid, $scfg, $name, $snapname);
+    return wantarray ? ($path, $vmid, $vtype) : $path;
 }
 
+# QEMU's iscsi block driver logs in with the node's initiator name (as
+# Proxmox configures it), so the appliance tells this node's sessions from
+# others'. CHAP cannot go this way (Proxmox allows no secret here): jdss
+# refuses iscsi-direct with CHAP when the storage is configured.
 sub qemu_blockdev_options {
     my ($class, $scfg, $storeid, $volname, $machine_version, $options) = @_;
     my $path = $class->path($scfg, $volname, $storeid, $options->{'snapshot-name'});
     if ($path =~ m!^iscsi://(?:[^@/]*@)?([^/]+)/([^/]+)/(\d+)$!) {
-        return { driver => 'iscsi', portal => $1, target => $2, lun => int($3),
+        my $blockdev = { driver => 'iscsi', portal => $1, target => $2, lun => int($3),
             transport => 'tcp' };
+        my $initiator = initiator_name();
+        $blockdev->{'initiator-name'} = $initiator if defined($initiator);
+        return $blockdev;
     }
     return { driver => 'host_device', filename => $path };
 }
 
+our $INITIATOR_FILE = '/etc/iscsi/initiatorname.iscsi';
+
+sub initiator_name {
+    open(my $fh, '<', $INITIATOR_FILE) or return undef;
+    while (my $line = <$fh>) {
+        return $1 if $line =~ m/^\s*InitiatorName\s*=\s*(\S+)/;
+    }
+    return undef;
+}
+
 # storage ----------------------------------------------------------------
-
-sub check_content_volume_name {
-    my ($scfg) = @_;
-    my $name = $scfg->{content_volume_name};
-    die "content_volume_name '$name' is invalid: use only lowercase letters, "
-        . "digits, - and .\n"
-        if defined($name) && $name !~ m/^[a-z0-9][a-z0-9\-\.]*$/;
-}
-
-sub on_add_hook {
-    my ($class, $storeid, $scfg, %param) = @_;
-    check_content_volume_name($scfg);
-    return;
-}
-
-sub on_update_hook {
-    my ($class, $storeid, $scfg, %param) = @_;
-    check_content_volume_name($scfg);
-    return;
-}
 
 sub status {
     my ($class, $storeid, $scfg, $cache) = @_;
-    if (my $reply = agent_request($scfg, 'pool_show',
-            set => { rest_api_deadline => $STATUS_DEADLINE })) {
-        return (0, 0, 0, 0) if !$reply->{ok};
-        my $pool = $reply->{data};
-        return ($pool->{size}, $pool->{free}, $pool->{used}, 1);
-    }
-    my $pool = eval {
-        my (undef, $out) = jdss($scfg, ['pool', 'show', '-f', 'json'],
-            globals => ['--set', "rest_api_deadline=$STATUS_DEADLINE"],
-            timeout => 3 * $STATUS_DEADLINE);
-        JSON::PP->new->decode($out);
-    };
-    return (0, 0, 0, 0) if $@ || ref($pool) ne 'HASH';
+    my $pool = pool_status($storeid, $scfg) or return (0, 0, 0, 0);
     return ($pool->{size}, $pool->{free}, $pool->{used}, 1);
 }
 
+# Proxmox asks this before most operations. With jdss-agent it is a real
+# check whose answer status reuses; without it, starting a process only to
+# ask would double every operation's cost, and the operation reports an
+# unreachable appliance itself.
 sub check_connection {
     my ($class, $storeid, $scfg) = @_;
-    my (undef, undef, undef, $active) = $class->status($storeid, $scfg, {});
-    return $active ? 1 : 0;
+    return 1 if !agent_available();
+    return pool_status($storeid, $scfg) ? 1 : 0;
+}
+
+sub get_identity {
+    my ($class, $scfg, $storeid) = @_;
+    my $pool = run_json($storeid, $scfg, ['pool', 'show']);
+    die "the appliance did not tell the id of pool $pool->{name}\n" if !defined($pool->{id});
+    return "$pool->{name}-$pool->{id}";
 }
 
 sub has_content_volume {
@@ -317,23 +234,32 @@ sub activate_storage {
     my $name = $scfg->{content_volume_name}
         // die "storage '$storeid' keeps ISOs, templates or backups: set "
         . "content_volume_name\n";
-    check_content_volume_name($scfg);
     my $path = content_path($scfg);
     my $size = ($scfg->{content_volume_size} // 100) . 'G';
     make_path($path);
     if (content_volume_type($scfg) eq 'nfs') {
-        my ($exit) = jdss($scfg, ['nas-volume', 'show', $name], allow => [EXIT_NOT_FOUND]);
-        jdss($scfg, ['nas-volume', 'create', $name, '--size', $size])
+        my ($exit) = run($storeid, $scfg, ['nas-volume', 'show', $name],
+            allow => [EXIT_NOT_FOUND]);
+        run($storeid, $scfg, ['nas-volume', 'create', $name, '--size', $size])
             if $exit == EXIT_NOT_FOUND;
-        jdss($scfg, ['nas-volume', 'attach', $name, '--mountpoint', $path]);
+        run($storeid, $scfg, ['nas-volume', 'attach', $name, '--mountpoint', $path]);
     } else {
-        my ($exit) = jdss($scfg, ['volume', 'show', $name], allow => [EXIT_NOT_FOUND]);
-        jdss($scfg, ['volume', 'create', $name, '--size', $size])
+        return 1 if defined(mounted_at($path));
+        my ($exit) = run($storeid, $scfg, ['volume', 'show', $name],
+            allow => [EXIT_NOT_FOUND]);
+        run($storeid, $scfg, ['volume', 'create', $name, '--size', $size])
             if $exit == EXIT_NOT_FOUND;
-        # a local file system: never mounted by two nodes at once
-        my $device = jdss_value($scfg, 'path', 'volume', 'attach', $name,
-            '--exclusive');
-        mount_content_device($device, $path);
+        # a local file system, mounted by one node only: the others use the
+        # storage for disks and list no files
+        my ($attach, $out, $err) = run($storeid, $scfg, ['volume', 'attach', $name,
+            '--exclusive', '-f', 'value', '-c', 'path'], allow => [EXIT_BUSY]);
+        if ($attach == EXIT_BUSY) {
+            warn "storage '$storeid': content volume not mounted on this node: "
+                . error_message($err, $attach) . "\n";
+            return 1;
+        }
+        chomp $out;
+        mount_content_device($out, $path);
     }
     for my $vtype (qw(iso vztmpl backup)) {
         make_path($class->get_subdir($scfg, $vtype)) if $scfg->{content}->{$vtype};
@@ -371,12 +297,29 @@ sub deactivate_storage {
     my $name = $scfg->{content_volume_name};
     my $path = content_path($scfg);
     if (content_volume_type($scfg) eq 'nfs') {
-        jdss($scfg, ['nas-volume', 'detach', $name, '--mountpoint', $path]);
-    } else {
-        run_command(['umount', $path]) if defined(mounted_at($path));
-        jdss($scfg, ['volume', 'detach', $name]);
+        run($storeid, $scfg, ['nas-volume', 'detach', $name, '--mountpoint', $path]);
+    } elsif (defined(mounted_at($path))) {
+        run_command(['umount', $path]);
+        run($storeid, $scfg, ['volume', 'detach', $name]);
     }
     return 1;
+}
+
+# Disks through list_images; ISOs, templates and backups from the content
+# volume where it is mounted (an iSCSI content volume is mounted on one node
+# only: the others list none of its files).
+sub list_volumes {
+    my ($class, $storeid, $scfg, $vmid, $content_types) = @_;
+    my @files = grep { !m/^(images|rootdir)$/ } @$content_types;
+    my @disks = grep { m/^(images|rootdir)$/ } @$content_types;
+    my $path = content_path($scfg);
+    if (@files && !defined(mounted_at($path))) {
+        warn "storage '$storeid': its content volume is not mounted on this node; "
+            . "no " . join(', ', @files) . " listed\n";
+        @files = ();
+    }
+    local $scfg->{path} = $path;
+    return $class->SUPER::list_volumes($storeid, $scfg, $vmid, [@disks, @files]);
 }
 
 # images -----------------------------------------------------------------
@@ -385,23 +328,28 @@ sub alloc_image {
     my ($class, $storeid, $scfg, $vmid, $fmt, $name, $size) = @_;
     die "unsupported format '$fmt'\n" if $fmt ne 'raw';
     die "illegal name '$name' - should be 'vm-$vmid-*'\n"
-        if defined($name) && $name !~ m/^vm-\Q$vmid\E-/;
-    $name //= $class->find_free_diskname($storeid, $scfg, $vmid, $fmt);
-    jdss($scfg, ['volume', 'create', $name, '--size', "${size}K"]);
+        if $name && $name !~ m/^vm-\Q$vmid\E-/;
+    $name = $class->find_free_diskname($storeid, $scfg, $vmid, $fmt) if !$name;
+    run($storeid, $scfg, ['volume', 'create', $name, '--size', "${size}K"]);
     return $name;
 }
 
 sub free_image {
     my ($class, $storeid, $scfg, $volname, $isBase, $format) = @_;
     my (undef, $name) = $class->parse_volname($volname);
-    jdss($scfg, ['volume', 'detach', $name], allow => [EXIT_NOT_FOUND]);
-    jdss($scfg, ['volume', 'delete', $name, '--recursive'], allow => [EXIT_NOT_FOUND]);
+    my ($exit, undef, $err) = run($storeid, $scfg,
+        ['volume', 'delete', $name, '--recursive', '--detach'],
+        allow => [EXIT_NOT_FOUND],
+        $scfg->{delete_timeout} ? (timeout => $scfg->{delete_timeout}) : ());
+    warn "volume '$name' was already gone from the appliance\n"
+        if $exit == EXIT_NOT_FOUND;
     return undef;
 }
 
 sub list_images {
     my ($class, $storeid, $scfg, $vmid, $vollist, $cache) = @_;
-    my $volumes = $cache->{joviandss}->{$storeid} //= list_volumes($scfg);
+    my $volumes = $cache->{joviandss}->{$storeid}
+        //= run_json($storeid, $scfg, ['volume', 'list']);
     my %wanted = map { $_ => 1 } @{ $vollist // [] };
     my $res = [];
     for my $volume (@$volumes) {
@@ -410,13 +358,13 @@ sub list_images {
         my $owner = $1;
         my ($volname, $parent) = ($name, undef);
         my ($source) = split /\@/, ($volume->{origin} // '');
-        if ($source && $source =~ m/^base-\d+-/) {
+        if ($source && $source =~ m/^base-\d+-/ && $name =~ m/^vm-/) {
             $volname = "$source/$name";
             $parent = "$storeid:$source";
         }
         my $volid = "$storeid:$volname";
         if ($vollist) {
-            next if !$wanted{$volid};
+            next if !$wanted{$volid} && !$wanted{"$storeid:$name"};
         } elsif (defined($vmid)) {
             next if $owner ne $vmid;
         }
@@ -426,15 +374,6 @@ sub list_images {
     return $res;
 }
 
-sub list_volumes {
-    my ($scfg) = @_;
-    if (my $reply = agent_request($scfg, 'volume_list')) {
-        return $reply->{data} if $reply->{ok};
-        die "jdss: $reply->{message}\n";
-    }
-    return jdss_json($scfg, 'volume', 'list');
-}
-
 sub volume_size_info {
     my ($class, $scfg, $storeid, $volname, $timeout) = @_;
     my ($vtype, $name) = $class->parse_volname($volname);
@@ -442,19 +381,18 @@ sub volume_size_info {
         local $scfg->{path} = content_path($scfg);
         return $class->SUPER::volume_size_info($scfg, $storeid, $volname, $timeout);
     }
-    my $volume = jdss_json($scfg, 'volume', 'show', $name);
+    my $volume = run_json($storeid, $scfg, ['volume', 'show', $name]);
     return $volume->{size} if !wantarray;
     my ($source) = split /\@/, ($volume->{origin} // '');
-    return ($volume->{size}, 'raw', $volume->{used}, $source || undef,
-        $volume->{creation});
+    return ($volume->{size}, 'raw', $volume->{used}, $source || undef, $volume->{creation});
 }
 
 sub volume_resize {
     my ($class, $scfg, $storeid, $volname, $size, $running, $snapname) = @_;
     die "resizing a snapshot is not supported\n" if defined($snapname);
     my (undef, $name) = $class->parse_volname($volname);
-    my $new = jdss_json($scfg, 'volume', 'resize', $name, '--size', $size,
-        $running ? ('--rescan') : ());
+    my $new = run_json($storeid, $scfg, ['volume', 'resize', $name, '--size', $size,
+        $running ? ('--rescan') : ()]);
     return $new->{size};
 }
 
@@ -462,8 +400,7 @@ sub activate_volume {
     my ($class, $storeid, $scfg, $volname, $snapname, $cache, $hints) = @_;
     my ($vtype, $name) = $class->parse_volname($volname);
     return 1 if $vtype ne 'images';
-    jdss($scfg, ['volume', 'attach', $name,
-        snapshot_args($snapname)]);
+    run($storeid, $scfg, ['volume', 'attach', $name, snapshot_args($snapname)]);
     return 1;
 }
 
@@ -471,23 +408,21 @@ sub deactivate_volume {
     my ($class, $storeid, $scfg, $volname, $snapname, $cache) = @_;
     my ($vtype, $name) = $class->parse_volname($volname);
     return 1 if $vtype ne 'images';
-    jdss($scfg, ['volume', 'detach', $name,
-        snapshot_args($snapname)]);
+    run($storeid, $scfg, ['volume', 'detach', $name, snapshot_args($snapname)]);
     return 1;
 }
 
 sub map_volume {
-    my ($class, $storeid, $scfg, $volname, $snapname) = @_;
+    my ($class, $storeid, $scfg, $volname, $snapname, $hints) = @_;
     my (undef, $name) = $class->parse_volname($volname);
-    return jdss_value($scfg, 'path', 'volume', 'attach', $name,
+    return jdss_value($storeid, $scfg, 'path', 'volume', 'attach', $name,
         snapshot_args($snapname));
 }
 
 sub unmap_volume {
     my ($class, $storeid, $scfg, $volname, $snapname) = @_;
     my (undef, $name) = $class->parse_volname($volname);
-    jdss($scfg, ['volume', 'detach', $name,
-        snapshot_args($snapname)]);
+    run($storeid, $scfg, ['volume', 'detach', $name, snapshot_args($snapname)]);
     return 1;
 }
 
@@ -496,42 +431,75 @@ sub unmap_volume {
 sub volume_snapshot {
     my ($class, $scfg, $storeid, $volname, $snap) = @_;
     my (undef, $name) = $class->parse_volname($volname);
-    jdss($scfg, ['snapshot', 'create', $name, $snap]);
+    run($storeid, $scfg, ['snapshot', 'create', $name, $snap]);
     return undef;
 }
 
 sub volume_snapshot_delete {
     my ($class, $scfg, $storeid, $volname, $snap, $running) = @_;
     my (undef, $name) = $class->parse_volname($volname);
-    jdss($scfg, ['snapshot', 'delete', $name, $snap]);
+    run($storeid, $scfg, ['snapshot', 'delete', $name, $snap]);
     return undef;
+}
+
+# Blockers named with who made them: Proxmox (the guest's configuration
+# lists the snapshot) or the appliance (its schedules, or by hand).
+sub describe_blockers {
+    my ($vmid, $blockers) = @_;
+    my %managed = map { $_ => 1 } @{ guest_snapshots($vmid) };
+    return join(', ', map { $managed{$_} ? "$_ (Proxmox)" : "$_ (appliance)" } @$blockers);
 }
 
 sub volume_rollback_is_possible {
     my ($class, $scfg, $storeid, $volname, $snap, $blockers) = @_;
-    my (undef, $name) = $class->parse_volname($volname);
-    my $check = jdss_json($scfg, 'snapshot', 'rollback', $name, $snap, '--dry-run');
+    my (undef, $name, $vmid) = $class->parse_volname($volname);
+    check_not_ha_managed($vmid, 'roll back');
+    my $check = run_json($storeid, $scfg, ['snapshot', 'rollback', $name, $snap, '--dry-run']);
     return 1 if $check->{possible};
-    push @$blockers, @{ $check->{blockers} } if $blockers;
+    my @newer = @{ $check->{blockers} // [] };
+    push @$blockers, @newer if $blockers;
     die "can't rollback '$name' to '$snap': clones depend on newer snapshots: "
-        . join(', ', @{ $check->{clones} }) . "\n" if @{ $check->{clones} };
+        . join(', ', @{ $check->{clones} }) . "; delete those clones first\n"
+        if @{ $check->{clones} // [] };
+    return 1 if has_tag($vmid, $FORCE_ROLLBACK_TAG);
     die "can't rollback, '$snap' is not most recent snapshot on '$name' (newer: "
-        . join(', ', @{ $check->{blockers} }) . ")\n";
+        . describe_blockers($vmid, \@newer) . "); to roll back and destroy them, tag "
+        . "the guest '$FORCE_ROLLBACK_TAG' "
+        . "and roll back again\n";
 }
 
 sub volume_snapshot_rollback {
     my ($class, $scfg, $storeid, $volname, $snap) = @_;
-    my (undef, $name) = $class->parse_volname($volname);
-    jdss($scfg, ['snapshot', 'rollback', $name, $snap]);
+    my (undef, $name, $vmid) = $class->parse_volname($volname);
+    check_not_ha_managed($vmid, 'roll back');
+    my $force = has_tag($vmid, $FORCE_ROLLBACK_TAG);
+    my $result = run_json($storeid, $scfg, ['snapshot', 'rollback', $name, $snap,
+        $force ? ('--force') : ()]);
+    my @destroyed = @{ $result->{destroyed} // [] };
+    if (@destroyed) {
+        print "rollback of '$name' to '$snap' destroyed newer snapshots: "
+            . describe_blockers($vmid, \@destroyed) . "\n";
+        my $removed = remove_snapshots($vmid, \@destroyed);
+        print "removed from the configuration of guest $vmid: @$removed\n" if @$removed;
+    }
     return undef;
 }
 
 sub volume_snapshot_info {
     my ($class, $scfg, $storeid, $volname) = @_;
-    my (undef, $name) = $class->parse_volname($volname);
-    my $snapshots = jdss_json($scfg, 'snapshot', 'list', $name);
-    return { map { $_->{name} => { id => $_->{creation} . '-' . $_->{name},
-        timestamp => $_->{creation} } } @$snapshots };
+    my (undef, $name, $vmid) = $class->parse_volname($volname);
+    my $snapshots = eval { run_json($storeid, $scfg, ['snapshot', 'list', $name]) };
+    if (my $err = $@) {
+        return {} if $err =~ m/not found/;
+        die $err;
+    }
+    my %managed = map { $_ => 1 } @{ guest_snapshots($vmid) };
+    return { map { $_->{name} => {
+        id => $_->{guid} // ($_->{creation} . '-' . $_->{name}),
+        timestamp => $_->{creation},
+        defined($_->{size}) ? ('virtual-size' => $_->{size}) : (),
+        proxmox => $managed{ $_->{name} } ? 1 : 0,
+    } } @$snapshots };
 }
 
 sub volume_snapshot_needs_fsfreeze { return 0; }
@@ -544,7 +512,7 @@ sub volume_has_feature {
         snapshot => { current => 1, snap => 1 },
         clone => { base => 1, snap => 1 },
         template => { current => 1 },
-        copy => { base => 1, current => 1 },
+        copy => { base => 1, current => 1, snap => 1 },
         sparseinit => { base => 1, current => 1 },
         rename => { current => 1 },
     };
@@ -563,9 +531,7 @@ sub create_base {
         $class->parse_volname($volname);
     die "create_base not possible with base image\n" if $isBase;
     (my $newname = $name) =~ s/^vm-/base-/;
-    jdss($scfg, ['volume', 'detach', $name]);
-    jdss($scfg, ['volume', 'rename', $name, $newname]);
-    jdss($scfg, ['snapshot', 'create', $newname, '__base__']);
+    run($storeid, $scfg, ['volume', 'rename', $name, $newname, '--detach']);
     return $basename ? "$basename/$newname" : $newname;
 }
 
@@ -574,17 +540,17 @@ sub clone_image {
     my ($vtype, $basename, $basevmid, undef, undef, $isBase) =
         $class->parse_volname($volname);
     die "clone_image only works on base images\n" if !$isBase && !$snap;
-    $snap ||= '__base__';
     my $name = $class->find_free_diskname($storeid, $scfg, $vmid, 'raw');
-    jdss($scfg, ['volume', 'clone', $basename, $name, '--snapshot', $snap]);
+    run($storeid, $scfg, ['volume', 'clone', $basename, $name,
+        $snap ? ('--snapshot', $snap) : ()]);
     return $isBase ? "$basename/$name" : $name;
 }
 
 sub rename_volume {
     my ($class, $scfg, $storeid, $source_volname, $target_vmid, $target_volname) = @_;
     my (undef, $source, undef, $basename) = $class->parse_volname($source_volname);
-    $target_volname //= $class->find_free_diskname($storeid, $scfg, $target_vmid, 'raw');
-    jdss($scfg, ['volume', 'rename', $source, $target_volname]);
+    $target_volname ||= $class->find_free_diskname($storeid, $scfg, $target_vmid, 'raw');
+    run($storeid, $scfg, ['volume', 'rename', $source, $target_volname]);
     return "$storeid:" . ($basename ? "$basename/" : '') . $target_volname;
 }
 
@@ -599,6 +565,8 @@ sub volume_export_formats {
 
 sub volume_import_formats { my $class = shift; return $class->volume_export_formats(@_); }
 
+# Streams have no total time limit (a large disk takes as long as it
+# takes); jdss gives up when no byte moves for a while.
 sub volume_export {
     my ($class, $scfg, $storeid, $fh, $volname, $format, $snapshot, $base_snapshot,
         $with_snapshots) = @_;
@@ -607,8 +575,8 @@ sub volume_export {
         if $base_snapshot || $with_snapshots;
     my (undef, $name) = $class->parse_volname($volname);
     my $fd = fileno($fh) // die "internal error: invalid file handle for volume_export\n";
-    jdss($scfg, ['volume', 'export', $name,
-        snapshot_args($snapshot)], output => ">&$fd");
+    run($storeid, $scfg, ['volume', 'export', $name, snapshot_args($snapshot)],
+        output => ">&$fd", timeout => 0);
     return;
 }
 
@@ -618,14 +586,16 @@ sub volume_import {
     die "unsupported import stream format for $class: $format\n" if $format ne 'raw+size';
     die "cannot import incremental streams or snapshots in raw+size\n"
         if $base_snapshot || $with_snapshots;
-    my (undef, $name, $vmid) = $class->parse_volname($volname);
+    my (undef, $name, $vmid, $basename) = $class->parse_volname($volname);
     my $fd = fileno($fh) // die "internal error: invalid file handle for volume_import\n";
-    my ($exit) = jdss($scfg, ['volume', 'show', $name], allow => [EXIT_NOT_FOUND]);
+    my ($exit) = run($storeid, $scfg, ['volume', 'show', $name],
+        allow => [EXIT_NOT_FOUND]);
     if ($exit != EXIT_NOT_FOUND) {
         die "volume '$name' already exists\n" if !$allow_rename;
         $name = $class->find_free_diskname($storeid, $scfg, $vmid, 'raw');
     }
-    jdss($scfg, ['volume', 'import', $name], input => "<&$fd");
+    run($storeid, $scfg, ['volume', 'import', $name], stdin => "<&$fd",
+        timeout => 0);
     return "$storeid:$name";
 }
 
