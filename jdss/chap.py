@@ -14,7 +14,7 @@ import hmac
 import logging
 import os
 import secrets
-import tempfile
+import time
 
 from jdss.errors import ConfigError
 
@@ -22,42 +22,52 @@ LOG = logging.getLogger(__name__)
 PASSWORD_LENGTH = 24
 
 
+KEY_WAIT = 5.0     # seconds a reader waits for a racing maker to finish
+
+
 def _read_key(path):
     with open(path, "rb") as handle:
-        key = handle.read().strip()
-    if len(key) < 32:
-        raise ConfigError(f"CHAP key file {path} is too short; remove it "
-                          "to have a new one made")
-    return key
+        return handle.read().strip()
 
 
 def load_or_create_key(path):
-    """Return the key at ``path``, making it first if there is none."""
-    try:
-        return _read_key(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise ConfigError(f"cannot read CHAP key file {path}: "
-                          f"{exc.strerror}") from None
+    """Return the key at ``path``, making it first if there is none.
+
+    Made with O_CREAT|O_EXCL (pmxcfs, where the key lives on Proxmox, has
+    no hard links): of racing makers, on this node or others, one creates
+    the file and the others read what it wrote.
+    """
     directory = os.path.dirname(path) or "."
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".chap-")
+        with contextlib.suppress(FileExistsError):
+            os.makedirs(directory, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                         | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            return _wait_for_key(path)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32) + "\n")
-        try:
-            os.link(tmp, path)          # atomic; loses to a concurrent maker
-            LOG.info("made CHAP key file %s", path)
-        except FileExistsError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            handle.flush()
+            os.fsync(handle.fileno())
+        LOG.info("made CHAP key file %s", path)
         return _read_key(path)
     except OSError as exc:
-        raise ConfigError(f"cannot create CHAP key file {path}: "
+        raise ConfigError(f"cannot create or read CHAP key file {path}: "
                           f"{exc.strerror}") from None
+
+
+def _wait_for_key(path):
+    """The key of an existing file, once its maker has written it."""
+    deadline = time.monotonic() + KEY_WAIT
+    while True:
+        key = _read_key(path)
+        if len(key) >= 32:
+            return key
+        if time.monotonic() >= deadline:
+            raise ConfigError(f"CHAP key file {path} is too short; remove "
+                              "it to have a new one made")
+        time.sleep(0.05)
 
 
 def target_password(key, iqn):

@@ -260,6 +260,9 @@ OPTIONS = [
     Option("stream_idle_timeout", _seconds, 300.0,
            "Seconds an export or import stream may move no data before "
            "jdss gives up (streams have no total time limit)"),
+    Option("lock_timeout", _seconds, 60.0,
+           "Seconds a change waits for another change of the same volume "
+           "(from this node or another) before it gives up"),
     Option("attach_timeout", _seconds, 30.0,
            "Seconds to wait for a device to appear after a login"),
     Option("loglevel", _log_level, None,

@@ -22,11 +22,13 @@ BLOCK_BYTES = {"4K": 4 << 10, "8K": 8 << 10, "16K": 16 << 10, "32K": 32 << 10, "
 
 
 def _one_change_per_volume(method):
-    """Run ``method(self, volume, ...)`` under this node's volume lock."""
+    """Run ``method(self, volume, ...)`` under the volume's lock (cluster-
+    wide on a Proxmox node); the name is checked before any lock is made."""
 
     @functools.wraps(method)
     def locked(self, volume, *args, **kwargs):
-        with locks.volume_lock(self.config.pool, volume):
+        naming.validate_volume_name(volume)
+        with locks.volume_lock(self.config, volume):
             return method(self, volume, *args, **kwargs)
     return locked
 
@@ -361,6 +363,8 @@ class Storage:
         return view
 
     def _chap_password(self, iqn):
+        if self.config.chap_password:          # one for all (storage.cfg)
+            return self.config.chap_password
         from jdss import chap
         return chap.target_password(
             chap.load_or_create_key(self.config.chap_key_path), iqn)

@@ -1,6 +1,7 @@
 """Passwords never reach logs, errors or output."""
 
 import logging
+import os
 
 from jdss import log
 from tests.conftest import write_config
@@ -66,3 +67,36 @@ def test_chap_key_is_random_private_and_shared_by_racing_makers(tmp_path):
     first = chap.target_password(key, "iqn.2021-10.iscsi:vm-1-disk-0")
     assert first == chap.target_password(key, "iqn.2021-10.iscsi:vm-1-disk-0")
     assert first != chap.target_password(key, "iqn.2021-10.iscsi:vm-2-disk-0")
+
+
+CHAP_MAKER = """
+import os, sys
+def no_link(*args, **kwargs):                  # as on pmxcfs
+    raise OSError(38, "Function not implemented")
+os.link = no_link
+from jdss import chap
+print(chap.load_or_create_key(sys.argv[1]).decode())
+"""
+
+
+def test_chap_key_is_made_where_hard_links_do_not_exist(tmp_path,
+                                                       monkeypatch):
+    """pmxcfs (/etc/pve) has no link(2): racing nodes still end with one
+    key, each having read the one on disk."""
+    import subprocess
+    import sys
+    from jdss import chap
+
+    def no_link(*args, **kwargs):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "link", no_link)
+    path = tmp_path / "priv" / "jdss-Pool-0.chap"
+    makers = [subprocess.Popen([sys.executable, "-c", CHAP_MAKER, str(path)],
+                               stdout=subprocess.PIPE, text=True)
+              for _ in range(8)]
+    keys = {m.communicate(timeout=60)[0].strip() for m in makers}
+    assert all(m.returncode == 0 for m in makers)
+    assert len(keys) == 1
+    assert keys == {chap.load_or_create_key(str(path)).decode()}
+    assert [p.name for p in path.parent.iterdir()] == [path.name]

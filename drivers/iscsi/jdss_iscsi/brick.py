@@ -1,12 +1,13 @@
 """Building os-brick connectors: imported only when a volume is attached."""
 
+import contextlib
 import logging
 import os
 
+from jdss import locks
 from jdss.errors import AttachFailed
 
 LOG = logging.getLogger(__name__)
-LOCK_DIR = "/run/lock/jdss"
 
 
 def scan_attempts(timeout):
@@ -37,8 +38,12 @@ def make_connector(config, use_multipath, executor=None):
     except ImportError as exc:
         raise AttachFailed(f"os-brick is not installed ({exc}); install "
                            "python3-os-brick") from None
-    lock_dir = os.environ.get("OSLO_LOCK_PATH", LOCK_DIR)
-    os.makedirs(lock_dir, mode=0o700, exist_ok=True)
+    # os-brick's own locks: in jdss's root-only directory, never in the
+    # world-writable /run/lock
+    lock_dir = os.environ.get("OSLO_LOCK_PATH") or os.path.join(
+        locks.lock_dir(), "os-brick")
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(lock_dir, 0o700)
     lockutils.set_defaults(lock_path=lock_dir)
     if hasattr(os_brick, "setup"):
         os_brick.setup(cfg.CONF)
