@@ -94,6 +94,7 @@ class JdssApp(App):
             cfg = self._load_config(overrides)
             log.add_secrets(cfg.secrets())
             log.enable_file_logging(cfg)
+            LOG.info("jdss %s", " ".join(getattr(self, "_argv", ())))
             self._storage = Storage(cfg, drivers.load_backend(cfg))
         return self._storage
 
@@ -125,6 +126,8 @@ class JdssApp(App):
         # Without a command, print help rather than start cliff's
         # interactive shell, which would wait for a terminal.
         argv = list(argv)
+        log.start_request()
+        self._argv = argv
         options, remainder = self.parser.parse_known_args(argv)
         if not remainder and not options.deferred_help:
             argv.append("help")

@@ -22,6 +22,7 @@ from jdss.errors import ConfigError
 
 LOG = logging.getLogger(__name__)
 PVE_ROOT_ENV = "JDSS_PVE_ROOT"
+LOG_DIR = "/var/log/joviandss"
 TYPES = ("joviandss", "joviandss-nfs")
 SECRETS = {"user_password": "rest_api_password",
            "chap_user_password": "chap_password"}
@@ -185,6 +186,11 @@ def load_config(storeid, section=None, root=None, overrides=None,
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = value
+    yaml_logs = isinstance(raw, dict) and raw.get("logfile")
+    if not values.get("logfile") and not yaml_logs \
+            and os.path.isdir(LOG_DIR):
+        # one log per storage where the package made the directory
+        values["logfile"] = os.path.join(LOG_DIR, f"{storeid}.log")
     if values.get("logfile") and not values.get("loglevel") \
             and not (isinstance(raw, dict) and raw.get("loglevel")):
         values["loglevel"] = "info"

@@ -195,6 +195,8 @@ class RestClient:
         except exc.RequestException as error:
             raise errors.BackendError(f"{method} {url}: {_reason(error)}") \
                 from None
+        LOG.info("%s %s via %s: HTTP %s in %.0f ms", method, path_, address,
+                 raw.status_code, raw.elapsed.total_seconds() * 1000)
         return self._decode(method, raw)
 
     def _decode(self, method, raw):

@@ -4,6 +4,7 @@ import logging
 
 from cliff import command, lister, show
 
+from jdss import log
 from jdss.errors import JdssError
 
 LOG = logging.getLogger("jdss")
@@ -40,10 +41,11 @@ class JdssCommandMixin:
         try:
             return super().run(parsed_args)
         except JdssError as exc:
+            message = str(exc) + log.request_reference()
             if self.app_args.debug:
-                LOG.exception("%s", exc)
+                LOG.exception("%s", message)
             else:
-                LOG.error("%s", exc)
+                LOG.error("%s", message)
             return exc.exit_code
         except (KeyboardInterrupt, BrokenPipeError):
             raise
