@@ -263,6 +263,9 @@ OPTIONS = [
     Option("lock_timeout", _seconds, 60.0,
            "Seconds a change waits for another change of the same volume "
            "(from this node or another) before it gives up"),
+    Option("activation_grace", _seconds, 300.0,
+           "Seconds another node's activation of a volume keeps its export "
+           "even before that node's initiator has logged in"),
     Option("attach_timeout", _seconds, 30.0,
            "Seconds to wait for a device to appear after a login"),
     Option("loglevel", _log_level, None,
