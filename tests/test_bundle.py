@@ -144,7 +144,7 @@ def test_redaction_masks_secrets_and_cuts_private_keys():
 
 def test_a_secret_that_survives_redaction_stops_the_bundle(tmp_path,
                                                            monkeypatch):
-    from jdss import bundle, config, errors
+    from jdss import bundle, config, errors, hostcheck
     log = tmp_path / "old.log"
     log.write_text("an old log line with s3cret-9 in it\n")
     path = write_config(tmp_path / "jdss.yaml", rest_api_password="s3cret-9",
@@ -154,5 +154,7 @@ def test_a_secret_that_survives_redaction_stops_the_bundle(tmp_path,
     monkeypatch.setenv("JDSS_PVE_ROOT", str(tmp_path))
     storages = [("s", config.load(str(path)))]
     with pytest.raises(errors.JdssError, match="would still hold a secret"):
-        bundle.write(str(tmp_path / "b.tar.gz"), storages, [])
+        # no tools: nothing of this machine is asked
+        bundle.write(str(tmp_path / "b.tar.gz"), storages, [],
+                     host=hostcheck.Host(root=str(tmp_path), search_path=""))
     assert not (tmp_path / "b.tar.gz").exists()
