@@ -51,8 +51,12 @@ def storages_from_pve(root, overrides=None):
     except ImportError:
         pvecfg = None
     if pvecfg is not None:
-        return [(storeid, _load_pve(pvecfg, storeid, root))
-                for storeid in sorted(pvecfg.sections(pve_root=root))]
+        # it finds /etc/pve as this module does ($JDSS_PVE_ROOT)
+        try:
+            found = sorted(pvecfg.sections())
+        except errors.JdssError as exc:
+            return [("storage.cfg", exc)]
+        return [(storeid, _load_pve(pvecfg, storeid)) for storeid in found]
     # TODO(lead): jdss.pvecfg (sections(), load_config()) replaces this
     # reading of the plugin's own keys (pool_name, config, multipath),
     # which is what the Perl plugin passes to jdss today.
@@ -66,9 +70,9 @@ def storages_from_pve(root, overrides=None):
     return found
 
 
-def _load_pve(pvecfg, storeid, root):
+def _load_pve(pvecfg, storeid):
     try:
-        return pvecfg.load_config(storeid, pve_root=root)
+        return pvecfg.load_config(storeid)
     except errors.JdssError as exc:
         return exc
 
@@ -224,10 +228,17 @@ def _pool(storeid, storage):
     return ok(check, f"{name} ONLINE, {pool.get('free', 0) >> 30} GiB free")
 
 
+def _data_addresses(config):
+    """The iSCSI portals' addresses: data_addresses where the configuration
+    has them (storage.cfg of plugin 1.0), else the REST addresses."""
+    return getattr(config, "data_addresses", None) or \
+        config.rest_api_addresses or ()
+
+
 def _data_ports(storeid, config):
     results = []
     port = config.target_port
-    for address in config.rest_api_addresses or ():
+    for address in _data_addresses(config):
         check = f"{storeid}: data {address}:{port}"
         try:
             with socket.create_connection((address, port),

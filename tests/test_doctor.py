@@ -307,3 +307,32 @@ def test_pvedaemon_started_before_the_plugin_is_reported(tmp_path,
     old = time.time() - 3600
     os.utime(module, (old, old))
     assert hostcheck.pvedaemon_plugin(host)["status"] == "ok"
+
+
+def test_storages_come_from_pvecfg_once_it_is_there(tmp_path, monkeypatch):
+    """The seam the lead's jdss.pvecfg fills: sections(), load_config()."""
+    import types
+
+    import jdss
+    from jdss import config as jconfig, errors
+    good = write(tmp_path)
+    fake = types.ModuleType("jdss.pvecfg")
+    fake.sections = lambda: {"jdss-b": {"type": "joviandss"},
+                             "jdss-a": {"type": "joviandss-nfs"}}
+
+    def load_config(storeid):
+        if storeid == "jdss-b":
+            raise errors.ConfigError("storage.cfg, storage jdss-b: broken")
+        return jconfig.load(str(good))
+
+    fake.load_config = load_config
+    monkeypatch.setitem(sys.modules, "jdss.pvecfg", fake)
+    monkeypatch.setattr(jdss, "pvecfg", fake, raising=False)
+    found = doctor.storages()
+    assert [s for s, _ in found] == ["jdss-a", "jdss-b"]
+    assert found[0][1].path == str(good)
+    assert isinstance(found[1][1], errors.ConfigError)
+    rows = {r["check"]: r for r in doctor.run(found, hostcheck.Host(
+        root=str(tmp_path), search_path=""))}
+    assert rows["jdss-a: pool"]["status"] == "ok"
+    assert rows["jdss-b: config"]["detail"].endswith("broken")
