@@ -47,15 +47,19 @@ apt_purge() {
 }
 installed_version() { dpkg-query -W -f='${Version}' "$pkg"; }
 
-# Run a command with a throw-away view of /etc, /dev and /run: multipath
-# writes /etc/multipath/bindings whenever it runs, udevadm test its
-# database and links.
+# Run a command with a throw-away view of /etc, /usr, /dev and /run:
+# multipath writes /etc/multipath/bindings whenever it runs, udevadm test
+# its database and links, make install into / the system.
 in_sandbox() {
     unshare --mount --propagation private bash -c '
         set -e; d=$(mktemp -d); mount -t tmpfs jdss-test "$d"
-        mkdir "$d/up" "$d/work" "$d/etc" "$d/dev" "$d/run"
-        mount -t overlay overlay -o "lowerdir=/etc,upperdir=$d/up,workdir=$d/work" "$d/etc"
-        mount --bind "$d/etc" /etc
+        mkdir "$d/dev" "$d/run"
+        for top in etc usr; do
+            mkdir "$d/$top" "$d/$top.up" "$d/$top.work"
+            mount -t overlay overlay \
+                -o "lowerdir=/$top,upperdir=$d/$top.up,workdir=$d/$top.work" "$d/$top"
+            mount --bind "$d/$top" "/$top"
+        done
         for n in null zero urandom random; do cp -a "/dev/$n" "$d/dev/"; done
         ln -s /proc/self/fd "$d/dev/fd"
         mount --bind "$d/dev" /dev; mount --bind "$d/run" /run
@@ -344,6 +348,31 @@ done
 make -s -C "$root" uninstall DESTDIR="$work/root" >/dev/null
 left=$(find "$work/root" -type f)
 [ -z "$left" ] || fail "left by make uninstall: $left"
+passed=$((passed + 1))
+
+step "make install and make uninstall on / (throw-away /etc and /usr)"
+lvm_before=$(host_state)
+in_sandbox bash -euc '
+    make -s -C "$1" install >/dev/null
+    for file in /usr/bin/jdss /etc/multipath/conf.d/jdss.conf \
+            /lib/udev/rules.d/56-jdss.rules /usr/share/jdss/installed-files; do
+        [ -e "$file" ] || { echo "make install wrote no $file"; exit 1; }
+    done
+    grep -qx /etc/multipath/conf.d/jdss.conf /usr/share/jdss/installed-files
+    if [ -f /etc/lvm/lvm.conf ]; then
+        /usr/bin/python3 -m jdss.lvmfilter status | grep -q "^in force: "
+    fi
+    make -s -C "$1" uninstall >/dev/null
+    for file in /usr/bin/jdss /etc/multipath/conf.d/jdss.conf \
+            /lib/udev/rules.d/56-jdss.rules /usr/share/jdss/installed-files; do
+        [ ! -e "$file" ] || { echo "make uninstall left $file"; exit 1; }
+    done
+    ! grep -qs "BEGIN open-e-joviandss-proxmox-plugin" /etc/lvm/lvm.conf
+    sha256sum /etc/lvm/lvm.conf /etc/lvm/lvmlocal.conf 2>/dev/null || true' \
+    _ "$root" > "$work/make-install.out" 2>&1 || fail "make install on /: $(cat "$work/make-install.out")"
+grep -F "$(grep ' /etc/lvm/lvm.conf$' <<<"$lvm_before")" "$work/make-install.out" >/dev/null \
+    || ! [ -f /etc/lvm/lvm.conf ] || fail "make uninstall did not restore lvm.conf"
+[ "$(host_state)" = "$lvm_before" ] || fail "make install in the sandbox changed the host"
 passed=$((passed + 1))
 
 echo "package-test: $passed passed, 0 failed"
