@@ -145,7 +145,8 @@ def _storage_cfg(secrets):
                 value = MASK
             lines.append(f"\t{key} {value}")
         lines.append("")
-    return "\n".join(lines) or f"(no joviandss section in {root}/storage.cfg)\n"
+    return "\n".join(lines) or \
+        f"(no joviandss section in {root}/storage.cfg)\n"
 
 
 def _pw_files(secrets):

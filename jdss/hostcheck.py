@@ -88,8 +88,13 @@ def versions(host):
     package = host.run("dpkg-query", "-W", "-f=${Version}", PACKAGE)
     package = package[1] if package and package[0] == 0 and package[1] \
         else None
-    detail = f"jdss {__version__}, package " + (
-        package or "not installed (make install?)")
+    if package:
+        origin = f"package {package}"
+    elif os.path.exists(host.file("/usr/share/jdss/installed-files")):
+        origin = "installed by make install"
+    else:
+        origin = "not from the package or make install"
+    detail = f"jdss {__version__}, {origin}"
     if not os.path.exists(module):
         return fail("versions", f"{detail}; no plugin at {PLUGIN}",
                     f"install {PACKAGE} (or make install) on this node")

@@ -19,7 +19,7 @@ DROPIN = os.path.join(ROOT, "drivers", "multipath", "configs",
                       "multipath.conf")
 SCRIPT = r"""
 install -D -m 0644 "$DROPIN" /etc/multipath/conf.d/jdss.conf
-if [ -n "$ADMIN_CONF" ]; then printf '%s' "$ADMIN_CONF" > /etc/multipath.conf; fi
+[ -z "$ADMIN_CONF" ] || printf '%s' "$ADMIN_CONF" > /etc/multipath.conf
 multipath -t > "$OUT/config" 2> "$OUT/stderr" || echo "exit $?" >> "$OUT/stderr"
 "$PYTHON" -c '
 import json, sys
