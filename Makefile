@@ -6,8 +6,10 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 DRIVERS := $(wildcard drivers/*)
 
 # Real peers the tests drive: a userspace iSCSI target, QEMU's and
-# libiscsi's initiators, openssl for the emulator's certificates.
-SYSTEM_PACKAGES := tgt qemu-utils qemu-block-extra libiscsi-bin openssl
+# libiscsi's initiators, openssl for the emulator's certificates, and the
+# parsers of the host settings (multipath -t, lvmconfig/pvs, udevadm test).
+SYSTEM_PACKAGES := tgt qemu-utils qemu-block-extra libiscsi-bin openssl \
+	multipath-tools lvm2 udev
 
 # The one place the version is kept.
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' jdss/__init__.py)
