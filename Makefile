@@ -6,9 +6,11 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 DRIVERS := $(wildcard drivers/*)
 
 # Real peers the tests drive: a userspace iSCSI target, QEMU's and
-# libiscsi's initiators, openssl for the emulator's certificates.
+# libiscsi's initiators, openssl for the emulator's certificates, the
+# parsers of the host settings (multipath -t, lvmconfig/pvs, udevadm test)
+# and what the real Proxmox VE storage code needs to load.
 SYSTEM_PACKAGES := tgt qemu-utils qemu-block-extra libiscsi-bin openssl \
-	$(PVE_PERL_PACKAGES)
+	multipath-tools lvm2 udev $(PVE_PERL_PACKAGES)
 # What the real Proxmox VE storage code (../shared/pve) needs to load, for
 # the plugin's tests under it.
 PVE_PERL_PACKAGES := libjson-perl libfile-chdir-perl libtimedate-perl \
@@ -22,6 +24,10 @@ PVE_PERL_PACKAGES := libjson-perl libfile-chdir-perl libtimedate-perl \
 # The one place the version is kept.
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' jdss/__init__.py)
 PACKAGE := open-e-joviandss-proxmox-plugin
+# Open-E's own package has the same name and versions up to 1.0.0 and more;
+# the Debian epoch makes every build of this one newer than all of them,
+# whatever jdss's own version (an epoch is never dropped again).
+EPOCH := 1
 DEB := dist/$(PACKAGE)_$(VERSION)_all.deb
 BUILD_PACKAGES := debhelper dh-python devscripts build-essential lintian \
 	python3-all python3-setuptools
@@ -89,6 +95,11 @@ DOC_FILES := README.md examples/jdss-Pool-0.yaml examples/jdss-fake.yaml \
 	examples/storage.cfg drivers/multipath/configs/multipath.conf
 MANUAL := $(wildcard docs/*.md)
 PERL_MODULES := $(patsubst perl/%,%,$(shell find perl -name '*.pm'))
+# Host settings, as the package installs them: SOURCE:TARGET
+HOST_FILES := drivers/multipath/configs/multipath.conf:/etc/multipath/conf.d/jdss.conf \
+	host/udev/56-jdss.rules:/lib/udev/rules.d/56-jdss.rules
+# The maintainer scripts' commands (debian/jdss-maint.sh), for a real install
+HOST_SETUP = JDSS_PYTHON=$(SYSTEM_PYTHON) sh -c '. debian/jdss-maint.sh; $(1)'
 
 install:
 	@test -x $(SYSTEM_PYTHON) || { echo "install needs $(SYSTEM_PYTHON) (apt install python3 python3-setuptools)"; exit 1; }
@@ -106,17 +117,28 @@ install:
 	  install -D -m 0644 $$file "$(DESTDIR)$(DOCDIR)/$$(basename $$file)"; done; \
 	for file in $(MANUAL); do \
 	  install -D -m 0644 $$file "$(DESTDIR)$(DOCDIR)/$$file"; done; \
+	for pair in $(HOST_FILES); do \
+	  install -D -m 0644 $${pair%%:*} "$(DESTDIR)$${pair#*:}"; done; \
 	mkdir -p "$(DESTDIR)$$(dirname $(MANIFEST))"; \
 	{ cat $$records/*.txt | sed -e "s|^$(DESTDIR)||" -e 's|^\([^/]\)|/\1|'; \
 	  for file in $(PERL_MODULES); do echo /usr/share/perl5/$$file; done; \
 	  for file in $(notdir $(DOC_FILES)) $(MANUAL); do echo $(DOCDIR)/$$file; done; \
+	  for pair in $(HOST_FILES); do echo $${pair#*:}; done; \
 	  echo $(MANIFEST); } \
 	  | sort -u > "$(DESTDIR)$(MANIFEST)"; \
 	rm -rf $$records build drivers/*/build *.egg-info drivers/*/*.egg-info; \
-	echo "installed jdss $(VERSION) into $(if $(DESTDIR),$(DESTDIR),/); restart pvedaemon to load the plugin"
+	echo "installed jdss $(VERSION) into $(if $(DESTDIR),$(DESTDIR),/)"
+ifeq ($(DESTDIR),)
+	@$(call HOST_SETUP,jdss_lvm_filter add; jdss_reload_udev; jdss_reload_multipathd install; jdss_reload_pve)
+else
+	@echo "DESTDIR: host settings not applied (LVM filter, udev and multipathd reload)"
+endif
 
 uninstall:
 	@test -f "$(DESTDIR)$(MANIFEST)" || { echo "nothing to uninstall: no $(DESTDIR)$(MANIFEST)"; exit 1; }
+ifeq ($(DESTDIR),)
+	@$(call HOST_SETUP,jdss_lvm_filter remove)
+endif
 	@while read -r file; do rm -f "$(DESTDIR)$$file"; done < "$(DESTDIR)$(MANIFEST)"; \
 	for dir in /usr/lib/python3/dist-packages/jdss /usr/lib/python3/dist-packages/jdss_iscsi \
 	    /usr/lib/python3/dist-packages/jdss_multipath /usr/lib/python3/dist-packages/jdss_nfs \
@@ -124,7 +146,12 @@ uninstall:
 	  find "$(DESTDIR)$$dir" -depth -type d -empty -delete 2>/dev/null || true; \
 	  find "$(DESTDIR)$$dir" -depth -name __pycache__ -exec rm -rf {} + 2>/dev/null || true; \
 	  rm -rf "$(DESTDIR)$$dir" 2>/dev/null || true; done; \
+	for dir in /etc/multipath/conf.d /etc/multipath /lib/udev/rules.d /lib/udev; do \
+	  rmdir "$(DESTDIR)$$dir" 2>/dev/null || true; done; \
 	echo "uninstalled jdss from $(if $(DESTDIR),$(DESTDIR),/)"
+ifeq ($(DESTDIR),)
+	@$(call HOST_SETUP,jdss_reload_udev; jdss_reload_multipathd; jdss_reload_pve)
+endif
 
 # Benchmarks: prints a table, writes bench/results.json.
 bench: $(VENV)/.test
@@ -139,21 +166,34 @@ package-deps:
 	    apt-get install -y -qq $$missing >/dev/null; fi
 
 # debian/changelog is written from jdss/__init__.py, never kept twice.
-debian/changelog: jdss/__init__.py
-	printf '%s\n' "$(PACKAGE) ($(VERSION)) bookworm; urgency=medium" "" \
+debian/changelog: jdss/__init__.py Makefile
+	printf '%s\n' "$(PACKAGE) ($(EPOCH):$(VERSION)) bookworm; urgency=medium" "" \
 	  "  * jdss $(VERSION): see README.md." "" \
 	  " -- jdss developers <jdss@example.invalid>  $$(date -R)" > $@
 
+# Built from a copy in a directory of its own: dpkg-buildpackage writes its
+# results next to the source, and the parent directory may be shared.
 deb: package-deps debian/changelog
-	dpkg-buildpackage -us -uc -b
-	mkdir -p dist
-	mv ../$(PACKAGE)_$(VERSION)_all.deb ../$(PACKAGE)_$(VERSION)_*.buildinfo \
-	  ../$(PACKAGE)_$(VERSION)_*.changes dist/
-	@echo "built $(DEB)"
+	@build=$$(mktemp -d) && trap 'rm -rf "$$build"' EXIT && \
+	mkdir "$$build/src" && \
+	tar -c --exclude=./.venv --exclude=./dist --exclude=./.git \
+	  --exclude=./demo-state --exclude=./.pytest_cache . \
+	  | tar -x -C "$$build/src" && \
+	(cd "$$build/src" && dpkg-buildpackage -us -uc -b >"$$build/log" 2>&1) \
+	  || { cat "$$build/log"; exit 1; }; \
+	mkdir -p dist && \
+	mv "$$build"/$(PACKAGE)_$(VERSION)_all.deb "$$build"/$(PACKAGE)_$(VERSION)_*.buildinfo \
+	  "$$build"/$(PACKAGE)_$(VERSION)_*.changes dist/ && \
+	echo "built $(DEB) (version $(EPOCH):$(VERSION))"
 
-# Build the package, install it with apt, use it, purge it (needs root).
+# Build the package, install it with apt, use it, upgrade to it (from a
+# stand-in of Open-E's package, from the previous build and from an earlier
+# build of this tree), downgrade, purge it (needs root). PREVIOUS_REF: the
+# last commit whose build is a release without host settings (0.1.0, before
+# the epoch).
+PREVIOUS_REF ?= 1714bb0
 package-test: deb
-	tests/package/test-deb.sh $(DEB)
+	tests/package/test-deb.sh $(DEB) $(PREVIOUS_REF)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info demo-state .pytest_cache debian/changelog
