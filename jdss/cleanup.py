@@ -38,7 +38,8 @@ def find(storage):
                                "temporary clone"))
         if name.startswith(("v_", "vh_", "vb_")):
             for snap in backend.list_snapshots(name):
-                if snap.name.startswith("c_") and not snap.clones:
+                if snap.name.startswith("c_") and \
+                        not backend.snapshot_clones(name, snap.name):
                     found.append({"kind": "snapshot",
                                   "name": f"{name}@{snap.name}",
                                   "action": "remove",

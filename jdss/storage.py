@@ -51,8 +51,7 @@ class Storage:
                 "creation": info.creation, "readonly": info.readonly}
 
     @staticmethod
-    def _snapshot_view(info):
-        clones = [naming.from_appliance_volume(c) or c for c in info.clones]
+    def _snapshot_view(info, clones):
         return {"name": naming.from_appliance_snapshot(info.name),
                 "volume": naming.from_appliance_volume(info.volume),
                 "appliance_name": info.name, "creation": int(info.creation),
@@ -148,8 +147,8 @@ class Storage:
                                f"target; run 'jdss target delete {name}' "
                                "first")
         snapshots = self.backend.list_snapshots(aname)
-        clones = [naming.from_appliance_volume(c) or c
-                  for s in snapshots for c in s.clones]
+        clones = [c for s in snapshots
+                  for c in self._clone_names(aname, s.name)]
         if clones:
             return errors.Busy(f"volume {name!r} has clones that depend on "
                                f"its snapshots: {', '.join(clones)}; delete "
@@ -246,13 +245,16 @@ class Storage:
         self._create_snapshot(source, aname, snap, hidden=True)
 
     # snapshots ------------------------------------------------------------
-    def _snapshots(self, volume):
-        info = self._get_volume(volume)
-        return info, self.backend.list_snapshots(info.name)
+    def _clone_names(self, aname, snap):
+        """Proxmox names of the clones of ``aname@snap``, as the appliance
+        answers them (list entries do not reliably carry clones)."""
+        return [naming.from_appliance_volume(c) or c
+                for c in self.backend.snapshot_clones(aname, snap)]
 
     def list_snapshots(self, volume):
-        _, snapshots = self._snapshots(volume)
-        return [self._snapshot_view(s) for s in snapshots
+        info = self._get_volume(volume)
+        return [self._snapshot_view(s, self._clone_names(info.name, s.name))
+                for s in self.backend.list_snapshots(info.name)
                 if naming.from_appliance_snapshot(s.name) is not None]
 
     def _create_snapshot(self, volume, aname, snap, hidden=False):
@@ -275,72 +277,124 @@ class Storage:
         naming.validate_volume_name(volume)
         naming.validate_snapshot_name(snapshot)
         aname = naming.to_appliance_volume(volume)
-        self._create_snapshot(volume, aname, naming.snapshot_name(snapshot))
-        for view in self.list_snapshots(volume):
-            if view["name"] == snapshot:
-                return view
-        raise errors.NotFound(f"snapshot {snapshot!r} of volume {volume!r} "
-                              "vanished right after it was made")
+        snap = naming.snapshot_name(snapshot)
+        self._create_snapshot(volume, aname, snap)
+        try:
+            info = self.backend.get_snapshot(aname, snap)
+        except errors.NotFound:
+            raise errors.NotFound(f"snapshot {snapshot!r} of volume "
+                                  f"{volume!r} vanished right after it was "
+                                  "made") from None
+        return self._snapshot_view(info, [])    # just made: no clones yet
 
     @_one_change_per_volume
     def delete_snapshot(self, volume, snapshot):
         naming.validate_volume_name(volume)
         naming.validate_snapshot_name(snapshot)
         aname = naming.to_appliance_volume(volume)
+        snap = naming.snapshot_name(snapshot)
         try:
-            self.backend.delete_snapshot(aname,
-                                         naming.snapshot_name(snapshot))
+            self.backend.delete_snapshot(aname, snap)
         except errors.NotFound:
             self._get_volume(volume)
             raise errors.NotFound(f"snapshot {snapshot!r} of volume "
                                   f"{volume!r} not found") from None
         except errors.Busy:
-            clones = self._clones_of(aname, naming.snapshot_name(snapshot))
+            clones = self._clone_names(aname, snap)
             raise errors.Busy(f"snapshot {snapshot!r} of volume {volume!r} "
                               f"has clones: {', '.join(clones)}; delete them "
                               "first") from None
 
-    def _clones_of(self, aname, snap):
-        for info in self.backend.list_snapshots(aname):
-            if info.name == snap:
-                return [naming.from_appliance_volume(c) or c
-                        for c in info.clones]
-        return []
+    def _snapshot_missing(self, volume, snapshot):
+        self._get_volume(volume)           # volume not found, if it is not
+        return errors.NotFound(f"snapshot {snapshot!r} of volume {volume!r} "
+                               "not found")
+
+    def _rollback_plan(self, volume, snapshot, aname, counts):
+        """A :class:`jdss.rollback.Plan` named from creation times."""
+        from jdss import rollback
+        snap = naming.snapshot_name(snapshot)
+        plan = rollback.plan(self.backend.list_snapshots(aname), snap,
+                             counts)
+        if plan is None:
+            raise self._snapshot_missing(volume, snapshot)
+        if plan.clones:
+            plan.clone_names = [c for s in plan.newer + plan.maybe
+                                for c in self._clone_names(aname, s.name)]
+        return plan
+
+    def _rollback_view(self, volume, snapshot, aname, plan):
+        return {"volume": volume, "snapshot": snapshot,
+                "appliance_name": aname, "blockers": plan.blockers(),
+                "clones": plan.clone_names,
+                "destroys": {"snapshots": plan.snapshots,
+                             "clones": plan.clones}}
 
     def rollback_check(self, volume, snapshot):
-        """What a rollback would destroy: ``{blockers, clones}``."""
+        """What a rollback would destroy, as the appliance counts it:
+        ``{blockers, clones, destroys: {snapshots, clones}}``."""
+        naming.validate_volume_name(volume)
         naming.validate_snapshot_name(snapshot)
-        info, snapshots = self._snapshots(volume)
-        target = naming.snapshot_name(snapshot)
-        names = [s.name for s in snapshots]
-        if target not in names:
-            raise errors.NotFound(f"snapshot {snapshot!r} of volume "
-                                  f"{volume!r} not found")
-        newer = snapshots[names.index(target) + 1:]
-        return {"volume": volume, "snapshot": snapshot,
-                "appliance_name": info.name,
-                "blockers": [naming.from_appliance_snapshot(s.name) or s.name
-                             for s in newer],
-                "clones": [naming.from_appliance_volume(c) or c
-                           for s in newer for c in s.clones]}
+        aname = naming.to_appliance_volume(volume)
+        try:
+            counts = self.backend.rollback_check(
+                aname, naming.snapshot_name(snapshot))
+        except errors.NotFound:
+            raise self._snapshot_missing(volume, snapshot) from None
+        plan = self._rollback_plan(volume, snapshot, aname, counts)
+        return self._rollback_view(volume, snapshot, aname, plan)
+
+    def _refuse_rollback(self, volume, snapshot, plan, force):
+        if plan.clones:
+            names = ", ".join(plan.clone_names) or f"{plan.clones} clones"
+            raise errors.Busy(
+                f"rolling back volume {volume!r} to {snapshot!r} would "
+                f"destroy clones of newer snapshots: {names}; delete them "
+                "first")
+        if plan.snapshots and not force:
+            raise errors.RollbackBlocked(
+                f"rolling back volume {volume!r} to {snapshot!r} would "
+                f"destroy newer snapshots: {plan.describe()}; use --force "
+                "to destroy them", plan.blockers())
 
     @_one_change_per_volume
     def rollback(self, volume, snapshot, force=False):
-        check = self.rollback_check(volume, snapshot)
-        if check["clones"]:
-            raise errors.Busy(
-                f"rolling back volume {volume!r} to {snapshot!r} would "
-                f"destroy clones of newer snapshots: "
-                f"{', '.join(check['clones'])}; delete them first")
-        if check["blockers"] and not force:
-            raise errors.RollbackBlocked(
-                f"rolling back volume {volume!r} to {snapshot!r} would "
-                f"destroy newer snapshots: {', '.join(check['blockers'])}; "
-                "use --force to destroy them", check["blockers"])
-        self.backend.rollback_snapshot(check["appliance_name"],
-                                       naming.snapshot_name(snapshot))
-        check["destroyed"] = check.pop("blockers")
-        return check
+        """Roll back; refused (unless ``force``) while the appliance says
+        newer snapshots would go, always while clones would. The appliance
+        is asked again right before the rollback, which happens only if
+        its answer is still the one accepted: a snapshot or clone made
+        meanwhile (from another node) is never destroyed."""
+        from jdss.backends.base import RollbackChanged
+        naming.validate_volume_name(volume)
+        naming.validate_snapshot_name(snapshot)
+        aname = naming.to_appliance_volume(volume)
+        snap = naming.snapshot_name(snapshot)
+        counts = (0, 0)
+        while True:
+            try:
+                self.backend.rollback_snapshot(aname, snap, counts)
+                break
+            except errors.NotFound:
+                raise self._snapshot_missing(volume, snapshot) from None
+            except RollbackChanged as exc:
+                if counts != (0, 0):
+                    raise errors.RollbackBlocked(
+                        f"rolling back volume {volume!r} to {snapshot!r}: "
+                        "what it would destroy changed meanwhile (another "
+                        f"node made or deleted snapshots or clones); nothing "
+                        "was rolled back, try again") from None
+                plan = self._rollback_plan(volume, snapshot, aname,
+                                           exc.found)
+                self._refuse_rollback(volume, snapshot, plan, force)
+                counts = exc.found
+        view = {"volume": volume, "snapshot": snapshot,
+                "appliance_name": aname, "destroyed": [], "clones": []}
+        if counts != (0, 0):
+            left = {s.name for s in self.backend.list_snapshots(aname)}
+            view["destroyed"] = [display for info, display in zip(
+                plan.newer + plan.maybe, plan.blockers())
+                if info.name not in left]
+        return view
 
     # iSCSI exports --------------------------------------------------------
     def iqn(self, name):

@@ -8,6 +8,17 @@ raises only :class:`jdss.errors.JdssError` subclasses.
 import abc
 from dataclasses import dataclass, field
 
+from jdss import errors
+
+
+class RollbackChanged(errors.RollbackBlocked):
+    """What a rollback would destroy is not what the caller accepted;
+    ``found`` is the appliance's count ``(snapshots, clones)`` now."""
+
+    def __init__(self, message, found):
+        super().__init__(message)
+        self.found = tuple(found)
+
 
 @dataclass
 class PoolInfo:
@@ -34,9 +45,9 @@ class VolumeInfo:
 class SnapshotInfo:
     name: str
     volume: str
-    creation: float
+    creation: float               # epoch seconds (whole seconds on ZFS)
     used: int = 0
-    clones: list = field(default_factory=list)
+    guid: str = None              # ZFS guid, where the firmware tells it
 
 
 @dataclass
@@ -46,6 +57,7 @@ class TargetInfo:
     chap: bool = False
     luns: dict = field(default_factory=dict)    # volume -> LUN id
     users: dict = field(default_factory=dict)   # CHAP user -> password
+    vips: list = None             # VIP names it is bound to; None: unknown
 
 
 @dataclass
@@ -63,6 +75,7 @@ class ShareInfo:
     path: str                     # <pool>/<nas volume>
     active: bool = True
     nfs: bool = True
+    real_path: str = None         # the export path on the appliance
 
 
 class Backend(abc.ABC):
@@ -119,12 +132,38 @@ class Backend(abc.ABC):
         """Delete a snapshot without clones."""
 
     @abc.abstractmethod
-    def rollback_snapshot(self, volume, snapshot):
-        """Roll back to ``snapshot``, destroying newer snapshots."""
+    def get_snapshot(self, volume, snapshot):
+        """Return :class:`SnapshotInfo` of ``volume@snapshot``."""
+
+    @abc.abstractmethod
+    def snapshot_clones(self, volume, snapshot):
+        """Names of the volumes cloned from ``volume@snapshot``."""
+
+    @abc.abstractmethod
+    def rollback_check(self, volume, snapshot):
+        """The appliance's own count of what a rollback to ``snapshot``
+        destroys: ``(newer snapshots, their clones)``."""
+
+    @abc.abstractmethod
+    def rollback_snapshot(self, volume, snapshot, expect):
+        """Roll back to ``snapshot``, destroying newer snapshots.
+
+        ``expect`` is the :meth:`rollback_check` answer the caller
+        accepted; an attempt whose outcome was lost is sent again only
+        while the check still gives it.
+        """
 
     @abc.abstractmethod
     def clone_volume(self, source, snapshot, name, sparse, readonly=False):
         """Create volume ``name`` from ``source@snapshot``."""
+
+    @abc.abstractmethod
+    def set_provisioning(self, name, sparse):
+        """Make volume ``name`` thin (``sparse``) or thick."""
+
+    def list_vips(self):
+        """Names of the pool's virtual IPs."""
+        return []
 
     # iSCSI targets
     @abc.abstractmethod
@@ -148,8 +187,14 @@ class Backend(abc.ABC):
         return self.get_target(iqn).luns
 
     @abc.abstractmethod
-    def create_target(self, iqn, chap):
-        """Create an active target; ``chap`` requires CHAP logins."""
+    def create_target(self, iqn, chap, vips=()):
+        """Create an active target; ``chap`` requires CHAP logins; with
+        ``vips`` it is offered only on those virtual IPs."""
+
+    @abc.abstractmethod
+    def set_target(self, iqn, chap=None, vips=None):
+        """Change a target's CHAP requirement and VIP binding (None:
+        leave as it is)."""
 
     @abc.abstractmethod
     def delete_target(self, iqn):
@@ -171,6 +216,10 @@ class Backend(abc.ABC):
     def add_chap_user(self, iqn, user, password):
         """Allow CHAP user ``user`` on target ``iqn``."""
 
+    @abc.abstractmethod
+    def delete_chap_user(self, iqn, user):
+        """Stop allowing CHAP user ``user`` on target ``iqn``."""
+
     # NAS volumes and NFS shares
     @abc.abstractmethod
     def list_nas_volumes(self):
@@ -187,6 +236,26 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def delete_nas_volume(self, name):
         """Delete a NAS volume."""
+
+    @abc.abstractmethod
+    def list_nas_snapshots(self, name):
+        """Snapshots of NAS volume ``name`` as :class:`SnapshotInfo`."""
+
+    @abc.abstractmethod
+    def create_nas_snapshot(self, name, snapshot):
+        """Snapshot NAS volume ``name``."""
+
+    @abc.abstractmethod
+    def delete_nas_snapshot(self, name, snapshot):
+        """Delete a NAS snapshot without clones."""
+
+    @abc.abstractmethod
+    def create_nas_clone(self, name, snapshot, clone):
+        """Create NAS volume ``clone`` from ``name@snapshot``."""
+
+    @abc.abstractmethod
+    def delete_nas_clone(self, name, snapshot, clone):
+        """Delete NAS volume ``clone`` made from ``name@snapshot``."""
 
     @abc.abstractmethod
     def list_shares(self):

@@ -10,7 +10,7 @@ import copy
 import functools
 
 from jdss.backends import appliance
-from jdss.backends.base import Backend
+from jdss.backends.base import Backend, RollbackChanged
 from jdss.backends.store import StateStore
 
 
@@ -100,8 +100,21 @@ class FakeBackend(Backend):
     @_translated
     def list_snapshots(self, volume):
         with self.store.read() as model:
-            return [appliance.snapshot_info(volume, r)
-                    for r in model.snapshot_records(volume)]
+            infos = [appliance.snapshot_info(volume, r)
+                     for r in model.snapshot_records(volume)]
+        return sorted(infos, key=lambda info: info.creation)
+
+    @_translated
+    def get_snapshot(self, volume, snapshot):
+        with self.store.read() as model:
+            return appliance.snapshot_info(
+                volume, model.snapshot_record(volume, snapshot))
+
+    @_translated
+    def snapshot_clones(self, volume, snapshot):
+        with self.store.read() as model:
+            return appliance.clone_names(
+                model.clone_records(volume, snapshot))
 
     @_translated
     def create_snapshot(self, volume, snapshot):
@@ -116,11 +129,23 @@ class FakeBackend(Backend):
             self._data("remove", volume, snapshot)
 
     @_translated
-    def rollback_snapshot(self, volume, snapshot):
+    def rollback_check(self, volume, snapshot):
+        with self.store.read() as model:
+            record = model.rollback_record(volume, snapshot)
+        return record["snapshots"], record["clones"]
+
+    @_translated
+    def rollback_snapshot(self, volume, snapshot, expect):
+        # check and rollback in one transaction: nothing can come between
         with self._change() as model:
+            record = model.rollback_record(volume, snapshot)
+            found = (record["snapshots"], record["clones"])
+            if found != tuple(expect):
+                raise RollbackChanged(
+                    f"rollback of {volume} to {snapshot} would now destroy "
+                    f"{found[0]} snapshots and {found[1]} clones", found)
             before = set(model.volumes)
-            newer = model._newer(volume, snapshot) \
-                if volume in model.volumes else []
+            newer = model._newer(volume, snapshot)
             model.rollback(volume, snapshot)
             self._data("rollback", volume, snapshot)
             for snap in newer:
@@ -134,6 +159,11 @@ class FakeBackend(Backend):
             model.clone(source, snapshot, name, sparse, readonly)
             self._data("clone", source, snapshot, name,
                        model.volumes[name]["volsize"])
+
+    @_translated
+    def set_provisioning(self, name, sparse):
+        with self._change() as model:
+            model.set_provisioning(name, "thin" if sparse else "thick")
 
     @staticmethod
     def _target(model, iqn):
@@ -154,13 +184,31 @@ class FakeBackend(Backend):
     @_translated
     def find_volume_target(self, volume):
         with self.store.read() as model:
-            owners = model.lun_owner(volume)
-            return self._target(model, owners[0]["name"]) if owners else None
+            for owner in model.lun_owner(volume):
+                _, iqn, _, _, _ = appliance.lun_owner(owner)
+                return self._target(model, iqn)
+            return None
 
     @_translated
-    def create_target(self, iqn, chap):
+    def create_target(self, iqn, chap, vips=()):
+        fields = {}
+        if vips:
+            fields["vip_allowed_portals"] = {"enabled": True,
+                                             "assigned_vips": list(vips)}
         with self._change() as model:
-            model.create_target(iqn, active=True, incoming_users_active=chap)
+            model.create_target(iqn, active=True, incoming_users_active=chap,
+                                **fields)
+
+    @_translated
+    def set_target(self, iqn, chap=None, vips=None):
+        fields = {}
+        if chap is not None:
+            fields["incoming_users_active"] = bool(chap)
+        if vips is not None:
+            fields["vip_allowed_portals"] = {"enabled": bool(vips),
+                                             "assigned_vips": list(vips)}
+        with self._change() as model:
+            model.update_target(iqn, **fields)
 
     @_translated
     def delete_target(self, iqn):
@@ -186,6 +234,11 @@ class FakeBackend(Backend):
             model.add_user(iqn, user, password)
 
     @_translated
+    def delete_chap_user(self, iqn, user):
+        with self._change() as model:
+            model.delete_user(iqn, user)
+
+    @_translated
     def list_nas_volumes(self):
         with self.store.read() as model:
             return [appliance.nas_volume_info(r)
@@ -205,6 +258,33 @@ class FakeBackend(Backend):
     def delete_nas_volume(self, name):
         with self.store.transaction() as model:
             model.delete_nas_volume(name)
+
+    @_translated
+    def list_nas_snapshots(self, name):
+        with self.store.read() as model:
+            infos = [appliance.snapshot_info(name, r)
+                     for r in model.nas_snapshot_records(name)]
+        return sorted(infos, key=lambda info: info.creation)
+
+    @_translated
+    def create_nas_snapshot(self, name, snapshot):
+        with self.store.transaction() as model:
+            model.create_nas_snapshot(name, snapshot)
+
+    @_translated
+    def delete_nas_snapshot(self, name, snapshot):
+        with self.store.transaction() as model:
+            model.delete_nas_snapshot(name, snapshot)
+
+    @_translated
+    def create_nas_clone(self, name, snapshot, clone):
+        with self.store.transaction() as model:
+            model.create_nas_clone(name, snapshot, clone)
+
+    @_translated
+    def delete_nas_clone(self, name, snapshot, clone):
+        with self.store.transaction() as model:
+            model.delete_nas_clone(name, snapshot, clone)
 
     @_translated
     def list_shares(self):

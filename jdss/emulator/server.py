@@ -59,6 +59,13 @@ class Handler(BaseHTTPRequestHandler):
                                  rule.status)
             return self._reply(rule.status, b"Internal Server Error",
                                "text/html")
+        if rule is not None and rule.action == "fail":
+            if rule.apply:
+                self._answer(raw_body)
+            emulator.log_request(self.server.listen, self.command, self.path,
+                                 f"{rule.status}-{rule.kind or 'fail'}")
+            return self._reply(rule.status, json.dumps(
+                {"data": None, "error": rule.error}).encode())
         if rule is not None and rule.action == "empty" and \
                 self.command == "GET":
             emulator.log_request(self.server.listen, self.command, self.path,
@@ -121,7 +128,10 @@ class Emulator:
 
     def __init__(self, args, password):
         self.api = RestApi(args.state_dir, args.pool, args.pool_size,
-                           args.max_per_page)
+                           args.max_per_page, firmware=args.firmware,
+                           vips=_vips_by_pool(args.vip, args.pool),
+                           vip_portals=not args.no_vip_portals,
+                           snapshot_order=args.snapshot_order)
         self.faults = FaultPlan(args.control or os.path.join(
             args.state_dir, "faults.json"))
         self.request_log = args.request_log or os.path.join(
@@ -194,6 +204,28 @@ def _split_listen(text):
     return address.strip("[]"), int(port)
 
 
+def _vips_by_pool(specs, pools):
+    """``{pool: [vip record]}`` of ``--vip [POOL/]NAME=ADDRESS`` options."""
+    vips = {pool: [] for pool in pools}
+    for spec in specs or ():
+        target, _, address = spec.partition("=")
+        pool, _, name = target.rpartition("/")
+        record = {"name": name, "address": address, "interface": "eth0",
+                  "netmask": "255.255.255.0"}
+        for each in ([pool] if pool else pools):
+            vips.setdefault(each, []).append(record)
+    return vips
+
+
+def _vip_spec(text):
+    target, sep, address = text.partition("=")
+    name = target.rpartition("/")[2]
+    if not sep or not name or not address:
+        raise argparse.ArgumentTypeError(f"--vip {text!r}: expected "
+                                         "[POOL/]NAME=ADDRESS")
+    return text
+
+
 def make_self_signed(directory, listens):
     """Make a self-signed certificate for the listen addresses."""
     cert = os.path.join(directory, "emulator-cert.pem")
@@ -239,8 +271,25 @@ def parse_args(argv):
     parser.add_argument("--request-log", help="request log (default: "
                                               "STATE_DIR/requests.log)")
     parser.add_argument("--max-per-page", type=int, metavar="N",
+                        default=100,
                         help="serve at most N entries per page, whatever "
-                             "per_page asks for (as an appliance may)")
+                             "per_page asks for (default 100; 0: no limit)")
+    parser.add_argument("--firmware", choices=("newer", "older"),
+                        default="newer",
+                        help="answer as this firmware generation does "
+                             "(snapshot records, some errors)")
+    parser.add_argument("--vip", action="append", type=_vip_spec,
+                        metavar="[POOL/]NAME=ADDRESS",
+                        help="a virtual IP of every pool, or of POOL "
+                             "(repeatable)")
+    parser.add_argument("--no-vip-portals", action="store_true",
+                        help="firmware without VIP restriction: refuse "
+                             "vip_allowed_portals in target bodies")
+    parser.add_argument("--snapshot-order",
+                        choices=("created", "reverse", "random"),
+                        default="created",
+                        help="order of snapshot lists (the appliance "
+                             "promises none)")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     args.pool = args.pool or ["Pool-0"]
