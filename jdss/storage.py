@@ -403,6 +403,7 @@ class Storage:
     def _export_view(self, name, target, aname):
         view = {"name": name, "target": target.name,
                 "lun": target.luns[aname], "portals": self._portals(),
+                "scsi_id": target.scsi_ids.get(aname),
                 "chap_user": None, "chap_password": None}
         if target.chap:
             user = self.config.chap_user
@@ -448,13 +449,14 @@ class Storage:
         created = False
         try:
             try:
-                self.backend.create_target(iqn, chap_on)
+                self.backend.create_target(iqn, chap_on,
+                                           self.backend.list_vips())
                 created = True
             except errors.AlreadyExists:
                 if self.backend.target_luns(iqn):
                     raise errors.Busy(f"target {iqn} exists and exports "
                                       "another volume") from None
-            self.backend.add_lun(iqn, aname, lun)
+            scsi_id = self.backend.add_lun(iqn, aname, lun)
             if chap_on:
                 users[self.config.chap_user] = self._chap_password(iqn)
                 self.backend.add_chap_user(iqn, self.config.chap_user,
@@ -465,7 +467,9 @@ class Storage:
             raise
         # described from what was sent: no need to read it back
         return TargetInfo(name=iqn, chap=chap_on, luns={aname: lun},
-                          users=users), created
+                          users=users,
+                          scsi_ids={aname: scsi_id} if scsi_id else {}), \
+            created
 
     def _undo_target(self, iqn):
         try:
@@ -630,8 +634,8 @@ class Storage:
         if target is not None:
             return aname, target, self._export_view(name, target, aname)
         export = {"name": name, "target": iqn, "lun": self.backend.export_lun,
-                  "portals": self._portals(), "chap_user": None,
-                  "chap_password": None}
+                  "portals": self._portals(), "scsi_id": None,
+                  "chap_user": None, "chap_password": None}
         if self.config.chap_enabled:
             export.update(chap_user=self.config.chap_user,
                           chap_password=self._chap_password(iqn))

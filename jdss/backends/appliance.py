@@ -198,7 +198,8 @@ def volume_info(record):
         sparse=_int(record.get("refreservation")) == 0,
         origin=split_origin(record.get("origin")),
         creation=_int(record.get("creation")),
-        readonly=str(record.get("readonly")).lower() in ("on", "true", "1"))
+        readonly=str(record.get("readonly")).lower() in ("on", "true", "1"),
+        scsi_id=record.get("default_scsi_id"))
 
 
 def entries(data):
@@ -241,9 +242,9 @@ def clone_names(records):
 
 
 def lun_owner(record):
-    """``(pool, iqn, lun, target record or None, volume or None)`` of a
-    ``GET /san/iscsi/luns`` record: real appliances nest the target and
-    the LUN (``iscsi_target.name``, ``lun.lun``); a flat
+    """What a ``GET /san/iscsi/luns`` record says: ``(pool, iqn, LUN
+    record, target record or None, volume or None)``. Real appliances nest
+    the target and the LUN (``iscsi_target.name``, ``lun.lun``); a flat
     ``{target, lun}`` form is read too."""
     target = record.get("iscsi_target")
     lun = record.get("lun")
@@ -253,10 +254,10 @@ def lun_owner(record):
         iqn = record.get("target") or target
         target_record = None
     volume = record.get("name")
-    if isinstance(lun, dict):
-        volume = lun.get("name", volume)
-        lun = lun.get("lun")
-    return (record.get("pool"), iqn, _int(lun), target_record, volume)
+    if not isinstance(lun, dict):
+        lun = {"lun": lun}
+    return (record.get("pool"), iqn, lun, target_record,
+            lun.get("name", volume))
 
 
 def vip_names(records):
@@ -276,6 +277,8 @@ def target_info(record, luns, users):
         chap=bool(record.get("incoming_users_active")),
         luns={lun["name"]: _int(lun.get("lun")) for lun in entries(luns)
               if "name" in lun},
+        scsi_ids={lun["name"]: lun["scsi_id"] for lun in entries(luns)
+                  if "name" in lun and lun.get("scsi_id")},
         users={user["name"]: user.get("password")
                for user in entries(users) if "name" in user},
         vips=vips)

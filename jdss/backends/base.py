@@ -39,6 +39,7 @@ class VolumeInfo:
     origin: tuple = None          # (volume, snapshot) for a clone
     creation: int = 0
     readonly: bool = False
+    scsi_id: str = None           # the SCSI id a LUN of it gets
 
 
 @dataclass
@@ -58,6 +59,7 @@ class TargetInfo:
     luns: dict = field(default_factory=dict)    # volume -> LUN id
     users: dict = field(default_factory=dict)   # CHAP user -> password
     vips: list = None             # VIP names it is bound to; None: unknown
+    scsi_ids: dict = field(default_factory=dict)  # volume -> SCSI id
 
 
 @dataclass
@@ -202,7 +204,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def add_lun(self, iqn, volume, lun):
-        """Export ``volume`` as LUN ``lun`` of target ``iqn``."""
+        """Export ``volume`` as LUN ``lun`` of target ``iqn``; returns the
+        LUN's SCSI id when the appliance's answer tells it, else None."""
 
     @abc.abstractmethod
     def delete_lun(self, iqn, volume):

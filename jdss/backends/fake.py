@@ -219,6 +219,7 @@ class FakeBackend(Backend):
     def add_lun(self, iqn, volume, lun):
         with self._change() as model:
             model.add_lun(iqn, volume, lun)
+            return model.lun_record(iqn, volume)["scsi_id"]
 
     @_translated
     def delete_lun(self, iqn, volume):

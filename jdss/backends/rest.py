@@ -215,8 +215,8 @@ class JovianBackend(Backend):
                     record = self._get(self._target_path(iqn))
                 except errors.NotFound:
                     return None
-            return appliance.target_info(
-                dict(record, name=iqn), [{"name": volume, "lun": lun}], [])
+            return appliance.target_info(dict(record, name=iqn),
+                                         [dict(lun, name=volume)], [])
         return None
 
     def target_luns(self, iqn):
@@ -257,9 +257,11 @@ class JovianBackend(Backend):
         self._delete(self._target_path(iqn))
 
     def add_lun(self, iqn, volume, lun):
-        self._create(self._target_path(iqn, "luns"),
-                     {"name": volume, "lun": lun},
-                     self._target_path(iqn, "luns", volume))
+        answer = self._create(self._target_path(iqn, "luns"),
+                              {"name": volume, "lun": lun},
+                              self._target_path(iqn, "luns", volume))
+        record = answer.data if isinstance(answer.data, dict) else {}
+        return record.get("scsi_id")
 
     def delete_lun(self, iqn, volume):
         self._delete(self._target_path(iqn, "luns", volume))
