@@ -60,7 +60,7 @@ def exported(storage, name="vm-1-disk-0"):
     return storage.create_target(name)
 
 
-# Answer shapes ----------------------------------------------------------------
+# Answer shapes -----------------------------------------------------------
 def test_lun_owner_records_are_nested(appliance_, tmp_path, cli):
     storage = storage_of(appliance_, tmp_path)
     export = exported(storage)
@@ -285,7 +285,7 @@ def test_pages_hold_at_most_100(newer, tmp_path):
     assert len(asked) == 3 and max(asked) <= 100      # 100, 50, empty
 
 
-# Errors -----------------------------------------------------------------------
+# Errors ------------------------------------------------------------------
 def test_delete_of_a_volume_with_clones(appliance_, tmp_path):
     storage = storage_of(appliance_, tmp_path)
     storage.create_volume("base", G)
