@@ -344,18 +344,23 @@ class Storage:
         plan = self._rollback_plan(volume, snapshot, aname, counts)
         return self._rollback_view(volume, snapshot, aname, plan)
 
-    def _refuse_rollback(self, volume, snapshot, plan, force):
+    def _refuse_rollback(self, volume, snapshot, plan, force,
+                         changed=False):
+        what = f"rolling back volume {volume!r} to {snapshot!r}"
+        if changed:
+            what += (" was refused: what it destroys changed meanwhile "
+                     "(made or deleted elsewhere); nothing was rolled back."
+                     " Now it")
         if plan.clones:
             names = ", ".join(plan.clone_names) or f"{plan.clones} clones"
-            raise errors.Busy(
-                f"rolling back volume {volume!r} to {snapshot!r} would "
-                f"destroy clones of newer snapshots: {names}; delete them "
-                "first")
-        if plan.snapshots and not force:
+            raise errors.Busy(f"{what} would destroy clones of newer "
+                              f"snapshots: {names}; delete them first")
+        if changed or (plan.snapshots and not force):
+            hint = "; use --force to destroy them" if plan.snapshots \
+                else ""
             raise errors.RollbackBlocked(
-                f"rolling back volume {volume!r} to {snapshot!r} would "
-                f"destroy newer snapshots: {plan.describe()}; use --force "
-                "to destroy them", plan.blockers())
+                f"{what} would destroy newer snapshots: "
+                f"{plan.describe() or 'none'}{hint}", plan.blockers())
 
     @_one_change_per_volume
     def rollback(self, volume, snapshot, force=False):
@@ -377,14 +382,14 @@ class Storage:
             except errors.NotFound:
                 raise self._snapshot_missing(volume, snapshot) from None
             except RollbackChanged as exc:
-                if counts != (0, 0):
-                    raise errors.RollbackBlocked(
-                        f"rolling back volume {volume!r} to {snapshot!r}: "
-                        "what it would destroy changed meanwhile (another "
-                        f"node made or deleted snapshots or clones); nothing "
-                        "was rolled back, try again") from None
+                accepted = counts != (0, 0)
                 plan = self._rollback_plan(volume, snapshot, aname,
                                            exc.found)
+                if accepted:
+                    # made or deleted meanwhile, from another node:
+                    # refused, never destroyed unaccepted
+                    self._refuse_rollback(volume, snapshot, plan, False,
+                                          changed=True)
                 self._refuse_rollback(volume, snapshot, plan, force)
                 counts = exc.found
         view = {"volume": volume, "snapshot": snapshot,
