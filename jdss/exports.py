@@ -1,0 +1,281 @@
+"""iSCSI exports of volumes, and attaching them on this node.
+
+A part of :class:`jdss.storage.Storage`: an export is a target with the
+volume as one LUN (CHAP as configured); what an attach made is removed
+again when a later step fails, and a detach keeps an export another
+initiator still uses.
+"""
+
+import logging
+
+from jdss import errors, naming
+from jdss.backends.base import TargetInfo
+from jdss.progress import Waiting
+
+LOG = logging.getLogger(__name__)
+
+
+class ExportOperations:
+    """Exports and attachments of the volumes of ``self.backend``."""
+
+    def iqn(self, name):
+        return self.config.target_prefix + naming.target_suffix(name)
+
+    def _export_view(self, name, target, aname):
+        view = {"name": name, "target": target.name,
+                "lun": target.luns[aname], "portals": self._portals(),
+                "scsi_id": target.scsi_ids.get(aname),
+                "chap_user": None, "chap_password": None}
+        if target.chap:
+            user = self.config.chap_user
+            if target.users and user not in target.users:
+                user = next(iter(target.users))
+            view["chap_user"] = user
+            view["chap_password"] = (target.users.get(user)
+                                     or self._chap_password(target.name))
+        return view
+
+    def _chap_password(self, iqn):
+        from jdss import chap
+        return chap.target_password(
+            chap.load_or_create_key(self.config.chap_key_path), iqn)
+
+    def target(self, name):
+        naming.validate_volume_name(name)
+        aname = naming.to_appliance_volume(name)
+        target = self.backend.find_volume_target(aname)
+        if target is None:
+            self._get_volume(name)
+            raise errors.NotFound(f"volume {name!r} is not exported")
+        return self._export_view(name, target, aname)
+
+    def create_target(self, name):
+        """Export ``name``; an existing export is kept and returned."""
+        naming.validate_volume_name(name)
+        aname = naming.to_appliance_volume(name)
+        try:
+            target, _ = self._ensure_export(aname, self.iqn(name))
+        except errors.NotFound:
+            raise errors.NotFound(f"volume {name!r} not found") from None
+        return self._export_view(name, target, aname)
+
+    def _ensure_export(self, aname, iqn):
+        """``(target, created)``: the export of ``aname``, made if needed."""
+        target = self.backend.find_volume_target(aname)
+        if target is not None:
+            return target, False
+        chap_on = self.config.chap_enabled
+        lun = self.backend.export_lun
+        users = {}
+        created = False
+        try:
+            try:
+                self.backend.create_target(iqn, chap_on,
+                                           self.backend.list_vips())
+                created = True
+            except errors.AlreadyExists:
+                if self.backend.target_luns(iqn):
+                    raise errors.Busy(f"target {iqn} exists and exports "
+                                      "another volume") from None
+            scsi_id = self.backend.add_lun(iqn, aname, lun)
+            if chap_on:
+                users[self.config.chap_user] = self._chap_password(iqn)
+                self.backend.add_chap_user(iqn, self.config.chap_user,
+                                           users[self.config.chap_user])
+        except errors.JdssError:
+            if created:
+                self._undo_target(iqn)
+            raise
+        # described from what was sent: no need to read it back
+        return TargetInfo(name=iqn, chap=chap_on, luns={aname: lun},
+                          users=users,
+                          scsi_ids={aname: scsi_id} if scsi_id else {}), \
+            created
+
+    def _undo_target(self, iqn):
+        try:
+            self.backend.delete_target(iqn)
+        except errors.JdssError as exc:
+            LOG.warning("could not remove half-made target %s: %s", iqn, exc)
+
+    def delete_target(self, name):
+        """Stop exporting ``name``; nothing to do if it is not exported."""
+        info = self._get_volume(name)
+        target = self.backend.find_volume_target(info.name)
+        if target is not None:
+            self._remove_export(target, info.name)
+
+    def _remove_export(self, target, aname):
+        try:
+            if set(self.backend.target_luns(target.name)) - {aname}:
+                # a target shared with other volumes (original plugin's
+                # target groups): remove only this volume's LUN
+                self.backend.delete_lun(target.name, aname)
+            else:
+                self.backend.delete_target(target.name)
+        except errors.NotFound:
+            pass
+
+    # attaching on this node -----------------------------------------------
+    @staticmethod
+    def connection_properties(export):
+        """os-brick connection properties of an export view."""
+        portals = list(export["portals"])
+        properties = {
+            "target_portal": portals[0], "target_iqn": export["target"],
+            "target_lun": export["lun"], "target_portals": portals,
+            "target_iqns": [export["target"]] * len(portals),
+            "target_luns": [export["lun"]] * len(portals),
+            "volume_id": export["name"], "discard": True}
+        if export.get("chap_user"):
+            properties.update(auth_method="CHAP",
+                              auth_username=export["chap_user"],
+                              auth_password=export["chap_password"])
+        return properties
+
+    def _export_names(self, name, snapshot=None):
+        """``(appliance name, IQN)`` of what exports ``name`` or its
+        ``snapshot`` (the snapshot's temporary ``se_`` clone)."""
+        naming.validate_volume_name(name)
+        if snapshot is None:
+            return naming.to_appliance_volume(name), self.iqn(name)
+        naming.validate_snapshot_name(snapshot)
+        return (naming.snapshot_clone_name(name, snapshot),
+                self.iqn(f"{name}@{snapshot}"))
+
+    def attach_volume(self, name, transport, snapshot=None,
+                      exclusive=False):
+        """Export ``name`` (or its ``snapshot``) and connect it here.
+
+        Returns ``{name, snapshot, path, transport, target, lun}``. What this
+        call created (clone, export) is removed again if a later step fails.
+        ``exclusive`` refuses while another initiator has a session: a
+        local file system must never be mounted by two nodes.
+        """
+        aname, iqn = self._export_names(name, snapshot)
+        created_clone = False
+        if snapshot is not None:
+            created_clone = self._ensure_snapshot_clone(
+                name, naming.to_appliance_volume(name), snapshot, aname)
+        try:
+            try:
+                target, created_target = self._ensure_export(aname, iqn)
+            except errors.NotFound:
+                raise errors.NotFound(f"volume {name!r} not found") from None
+            export = self._export_view(name, target, aname)
+            try:
+                if exclusive:
+                    self._check_no_other_initiator(name, target, transport)
+                with Waiting(f"attaching {name} ({export['target']})"):
+                    path = transport.connect(
+                        self.connection_properties(export))
+            except Exception:
+                if created_target:
+                    self._undo_target(target.name)
+                raise
+        except Exception:
+            if created_clone:
+                self._drop_volume(aname)
+            raise
+        return {"name": name, "snapshot": snapshot, "path": path,
+                "transport": type(transport).__name__,
+                "target": export["target"], "lun": export["lun"]}
+
+    def _check_no_other_initiator(self, name, target, transport):
+        own = transport.initiator_name()
+        others = [s for s in self.backend.target_sessions(target.name)
+                  if s != own]
+        if others:
+            users = ", ".join(sorted(set(others)))
+            raise errors.Busy(
+                f"volume {name!r} is in use by {users}; it holds a local "
+                "file system, which only one node may mount (use an NFS "
+                "content volume to share content between nodes)")
+        if own is None:
+            raise errors.AttachFailed(
+                f"cannot attach {name!r} exclusively: transport "
+                f"{type(transport).__name__} has no initiator name")
+
+    def _ensure_snapshot_clone(self, name, aname, snapshot, clone):
+        """Make the read-only clone exposing ``name@snapshot``; new?"""
+        try:
+            self.backend.clone_volume(aname, naming.snapshot_name(snapshot),
+                                      clone, sparse=True, readonly=True)
+            return True
+        except errors.AlreadyExists:
+            return False
+        except errors.NotFound:
+            raise errors.NotFound(f"snapshot {snapshot!r} of volume "
+                                  f"{name!r} not found") from None
+
+    def _drop_volume(self, aname):
+        try:
+            self.backend.delete_volume(aname)
+        except errors.NotFound:
+            pass
+        except errors.JdssError as exc:
+            LOG.warning("could not remove temporary volume %s: %s", aname,
+                        exc)
+
+    def detach_volume(self, name, transport, snapshot=None):
+        """Disconnect ``name`` here and remove its export; idempotent."""
+        aname, target, export = self._export_of(name, snapshot)
+        transport.disconnect(self.connection_properties(export))
+        if target is None:
+            return
+        others = self.backend.target_sessions(target.name)
+        if others:
+            # another node still uses it (live migration): keep the export
+            LOG.info("keeping export %s: still in use by %s", target.name,
+                     ", ".join(others))
+            return
+        self._remove_export(target, aname)
+        if snapshot is not None:
+            self._drop_volume(aname)
+
+    def attached_path(self, name, transport):
+        """The path of ``name`` if it is exported and attached here."""
+        _, target, export = self._export_of(name)
+        properties = self.connection_properties(export)
+        if target is not None and transport.is_attached(properties):
+            return transport.path(properties)
+        return None
+
+    def _properties_for(self, name, snapshot=None):
+        """Connection properties of ``name``'s export, made or not."""
+        return self.connection_properties(self._export_of(name, snapshot)[2])
+
+    def _export_of(self, name, snapshot=None):
+        """``(appliance name, target or None, export view)`` of ``name``.
+
+        Without a target the view is the one an export would have.
+        """
+        aname, iqn = self._export_names(name, snapshot)
+        target = self.backend.find_volume_target(aname)
+        if target is not None:
+            return aname, target, self._export_view(name, target, aname)
+        export = {"name": name, "target": iqn, "lun": self.backend.export_lun,
+                  "portals": self._portals(), "scsi_id": None,
+                  "chap_user": None, "chap_password": None}
+        if self.config.chap_enabled:
+            export.update(chap_user=self.config.chap_user,
+                          chap_password=self._chap_password(iqn))
+        return aname, None, export
+
+    def volume_path(self, name, transport, snapshot=None):
+        """Where ``name`` is (or will be once attached) on this node."""
+        self._get_volume(name)
+        return {"name": name, "snapshot": snapshot,
+                "path": transport.path(self._properties_for(name, snapshot))}
+
+    def rescan_volume(self, name, transport):
+        """Let this node see ``name``'s current size, if attached here."""
+        transport.extend(self._properties_for(name))
+
+    def _addresses(self):
+        """The appliance's addresses: iSCSI portals and NFS servers."""
+        return self.config.rest_api_addresses or ("127.0.0.1",)
+
+    def _portals(self):
+        return [f"{address}:{self.config.target_port}"
+                for address in self._addresses()]
