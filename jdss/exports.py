@@ -60,37 +60,107 @@ class ExportOperations:
         return self._export_view(name, target, aname)
 
     def _ensure_export(self, aname, iqn):
-        """``(target, created)``: the export of ``aname``, made if needed."""
+        """``(target, created)``: the export of ``aname``, made if needed.
+
+        An existing export, or an empty target of the same name, is
+        reused and brought to the configuration (:meth:`_converge`).
+        """
         target = self.backend.find_volume_target(aname)
         if target is not None:
-            return target, False
+            return self._converge(target, aname), False
         chap_on = self.config.chap_enabled
-        lun = self.backend.export_lun
-        users = {}
         created = False
         try:
             try:
                 self.backend.create_target(iqn, chap_on,
-                                           self.backend.list_vips())
+                                           self._bindable_vips())
                 created = True
+                target = TargetInfo(name=iqn, chap=chap_on)
+                if chap_on:
+                    password = self._chap_password(iqn)
+                    self.backend.add_chap_user(iqn, self.config.chap_user,
+                                               password)
+                    target.users = {self.config.chap_user: password}
             except errors.AlreadyExists:
-                if self.backend.target_luns(iqn):
-                    raise errors.Busy(f"target {iqn} exists and exports "
-                                      "another volume") from None
+                target = self._converge(self._reusable_target(iqn), aname)
+            lun = self.backend.export_lun
             scsi_id = self.backend.add_lun(iqn, aname, lun)
-            if chap_on:
-                users[self.config.chap_user] = self._chap_password(iqn)
-                self.backend.add_chap_user(iqn, self.config.chap_user,
-                                           users[self.config.chap_user])
         except errors.JdssError:
             if created:
                 self._undo_target(iqn)
             raise
-        # described from what was sent: no need to read it back
-        return TargetInfo(name=iqn, chap=chap_on, luns={aname: lun},
-                          users=users,
-                          scsi_ids={aname: scsi_id} if scsi_id else {}), \
-            created
+        target.luns = {aname: lun}
+        target.scsi_ids = {aname: scsi_id} if scsi_id else {}
+        return target, created
+
+    def _reusable_target(self, iqn):
+        """Target ``iqn`` that exists already: reused when it exports
+        nothing (left by an interrupted attach), refused otherwise."""
+        target = self.backend.get_target(iqn)
+        if target.luns:
+            others = ", ".join(sorted(target.luns))
+            raise errors.Busy(
+                f"target {iqn} exists and exports other volumes ({others}):"
+                " jdss never puts two volumes behind one target name; "
+                "choose another target_prefix or remove that target")
+        return target
+
+    def _bindable_vips(self):
+        """Names of the pool's VIPs to bind a new target to: all of them
+        when every address initiators are given is one of them; none
+        otherwise, since a bound target is not offered on other
+        addresses (and none when the pool has no VIPs)."""
+        vips = self.backend.list_vips()
+        if not vips:
+            return []
+        if set(self._addresses()) <= {v["address"] for v in vips}:
+            return [v["name"] for v in vips]
+        LOG.info("targets are not bound to the pool's virtual IPs (%s): "
+                 "rest_api_addresses (%s) are not all among them",
+                 ", ".join(v["address"] for v in vips),
+                 ", ".join(self._addresses()))
+        return []
+
+    def _converge(self, target, aname):
+        """Bring a reused target to the configuration: CHAP required or
+        not, the configured CHAP user as its only user, bound to the
+        pool's VIPs where the firmware can. A change of a target that
+        exports other volumes too (the original plugin's per-guest
+        targets) is logged with their names."""
+        chap_on = self.config.chap_enabled
+        user, password, users = self.config.chap_user, None, {}
+        if chap_on:
+            password = self._chap_password(target.name)
+            users = self.backend.target_users(target.name)
+        drop = [u for u, p in users.items()
+                if u != user or p not in (None, password)]
+        add = chap_on and (user not in users or user in drop)
+        vips = self._bindable_vips() if target.vips == [] else []
+        if target.chap == chap_on and not drop and not add and not vips:
+            return target
+        others = sorted(set(self.backend.target_luns(target.name))
+                        - {aname})
+        if others:
+            LOG.warning("changing target %s, which also exports %s: CHAP "
+                        "%s, user %s%s", target.name, ", ".join(others),
+                        "required" if chap_on else "off",
+                        user if chap_on else "-",
+                        ", bound to " + ", ".join(vips) if vips else "")
+        if not chap_on and target.chap:
+            self.backend.set_target(target.name, chap=False)
+        for name in drop:
+            self.backend.delete_chap_user(target.name, name)
+        if add:
+            self.backend.add_chap_user(target.name, user, password)
+        if (chap_on and not target.chap) or vips:
+            self.backend.set_target(
+                target.name, chap=chap_on if chap_on != target.chap
+                else None, vips=vips or None)
+        target.chap = chap_on
+        target.users = {user: password} if chap_on else {}
+        if vips:
+            target.vips = vips
+        return target
 
     def _undo_target(self, iqn):
         try:

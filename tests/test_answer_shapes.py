@@ -27,7 +27,7 @@ IQN = "iqn.2021-10.iscsi:"
 def appliance_(request, tmp_path, tls_cert):
     """An emulator of either firmware, with two VIPs on Pool-0."""
     running = Emulator(str(tmp_path), *tls_cert, firmware=request.param,
-                       vips=["Pool-0/vip0=192.0.2.10",
+                       vips=["Pool-0/vip0=127.0.0.1",
                              "Pool-0/vip1=198.51.100.10"])
     yield running
     running.stop()
@@ -227,10 +227,11 @@ def test_snapshot_order_is_not_relied_on(tmp_path, tls_cert, order):
 def test_vips_are_listed(appliance_, tmp_path):
     _, answer = raw(appliance_, "GET", "/pools/Pool-0/vips")
     assert [(v["name"], v["address"]) for v in answer["data"]] == [
-        ("vip0", "192.0.2.10"), ("vip1", "198.51.100.10")]
+        ("vip0", "127.0.0.1"), ("vip1", "198.51.100.10")]
     assert all("interface" in v for v in answer["data"])
-    assert storage_of(appliance_, tmp_path).backend.list_vips() == \
-        ["vip0", "vip1"]
+    assert storage_of(appliance_, tmp_path).backend.list_vips() == [
+        {"name": "vip0", "address": "127.0.0.1"},
+        {"name": "vip1", "address": "198.51.100.10"}]
     assert raw(appliance_, "GET", "/pools/Pool-1/vips")[1]["data"] == []
 
 

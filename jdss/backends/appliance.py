@@ -260,12 +260,21 @@ def lun_owner(record):
             lun.get("name", volume))
 
 
-def vip_names(records):
-    """Names of the pool's virtual IPs from ``GET /pools/<p>/vips``."""
-    return [r["name"] for r in entries(records) if r.get("name")]
+def vips(records):
+    """``[{"name", "address"}]`` of a ``GET /pools/<p>/vips`` answer."""
+    return [{"name": r["name"], "address": r.get("address")}
+            for r in entries(records) if r.get("name")]
+
+
+def users(records):
+    """``{name: password or None}`` of a ``.../incoming-users`` answer."""
+    return {r["name"]: r.get("password") for r in entries(records)
+            if r.get("name")}
 
 
 def target_info(record, luns, users):
+    """A target record with its LUN records and ``users`` (as
+    :func:`users` gives them)."""
     vips = record.get("vip_allowed_portals")
     if isinstance(vips, dict):
         vips = list(vips.get("assigned_vips") or []) \
@@ -279,8 +288,7 @@ def target_info(record, luns, users):
               if "name" in lun},
         scsi_ids={lun["name"]: lun["scsi_id"] for lun in entries(luns)
                   if "name" in lun and lun.get("scsi_id")},
-        users={user["name"]: user.get("password")
-               for user in entries(users) if "name" in user},
+        users=users,
         vips=vips)
 
 

@@ -164,7 +164,7 @@ class Backend(abc.ABC):
         """Make volume ``name`` thin (``sparse``) or thick."""
 
     def list_vips(self):
-        """Names of the pool's virtual IPs."""
+        """The pool's virtual IPs: ``[{"name", "address"}]``."""
         return []
 
     # iSCSI targets
@@ -222,6 +222,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def delete_chap_user(self, iqn, user):
         """Stop allowing CHAP user ``user`` on target ``iqn``."""
+
+    @abc.abstractmethod
+    def target_users(self, iqn):
+        """CHAP users of target ``iqn``: ``{name: password or None}``
+        (None where the appliance does not tell the password)."""
 
     # NAS volumes and NFS shares
     @abc.abstractmethod

@@ -167,9 +167,9 @@ class FakeBackend(Backend):
 
     @staticmethod
     def _target(model, iqn):
-        return appliance.target_info(model.target_record(iqn),
-                                     model.lun_records(iqn),
-                                     model.user_records(iqn))
+        return appliance.target_info(
+            model.target_record(iqn), model.lun_records(iqn),
+            appliance.users(model.user_records(iqn)))
 
     @_translated
     def list_targets(self):
@@ -233,6 +233,11 @@ class FakeBackend(Backend):
     def add_chap_user(self, iqn, user, password):
         with self._change() as model:
             model.add_user(iqn, user, password)
+
+    @_translated
+    def target_users(self, iqn):
+        with self.store.read() as model:
+            return appliance.users(model.user_records(iqn))
 
     @_translated
     def delete_chap_user(self, iqn, user):

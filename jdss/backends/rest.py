@@ -79,7 +79,7 @@ class JovianBackend(Backend):
         return appliance.pool_info(self._get(self._pool_path()))
 
     def list_vips(self):
-        return appliance.vip_names(self._get(self._pool_path("vips")))
+        return appliance.vips(self._get(self._pool_path("vips")))
 
     # volumes --------------------------------------------------------------
     def list_volumes(self):
@@ -191,15 +191,14 @@ class JovianBackend(Backend):
         records = self._paged(self._pool_path("san", "iscsi", "targets"),
                               TARGET_PAGE_SIZE)
         return [appliance.target_info(
-                    r, self._get(self._target_path(r["name"], "luns")), [])
+                    r, self._get(self._target_path(r["name"], "luns")), {})
                 for r in records]
 
     def get_target(self, iqn):
         record = self._get(self._target_path(iqn))
         luns = self._get(self._target_path(iqn, "luns"))
-        users = []
-        if record.get("incoming_users_active"):
-            users = self._get(self._target_path(iqn, "incoming-users"))
+        users = self.target_users(iqn) \
+            if record.get("incoming_users_active") else {}
         return appliance.target_info(record, luns, users)
 
     def find_volume_target(self, volume):
@@ -216,13 +215,13 @@ class JovianBackend(Backend):
                 except errors.NotFound:
                     return None
             return appliance.target_info(dict(record, name=iqn),
-                                         [dict(lun, name=volume)], [])
+                                         [dict(lun, name=volume)], {})
         return None
 
     def target_luns(self, iqn):
         return appliance.target_info(
             {"name": iqn}, self._get(self._target_path(iqn, "luns")),
-            []).luns
+            {}).luns
 
     def create_target(self, iqn, chap, vips=()):
         body = {"name": iqn, "active": True, "incoming_users_active": chap}
@@ -287,6 +286,10 @@ class JovianBackend(Backend):
 
     def delete_chap_user(self, iqn, user):
         self._delete(self._target_path(iqn, "incoming-users", user))
+
+    def target_users(self, iqn):
+        return appliance.users(
+            self._get(self._target_path(iqn, "incoming-users")))
 
     # NAS volumes, snapshots, clones and shares ----------------------------
     def _nas_path(self, *segments):
