@@ -41,8 +41,8 @@ def test_reuse_converges_chap(make_storage):
     assert backend.target_luns(iqn) == {"v_vm-100-disk-0": 0}
 
 
-def test_original_plugins_group_target_is_reused_and_kept(make_storage,
-                                                         caplog):
+def test_original_plugins_group_target_is_reused_and_kept(
+        make_storage, caplog):
     """The original plugin's target for guest 100 holds two disks; jdss
     attaches one of them through it and, on detach, removes only its
     LUN."""
@@ -107,8 +107,8 @@ def rest_storage(running, tmp_path, **values):
     return Storage(cfg, drivers.load_backend(cfg))
 
 
-def test_new_and_reused_targets_are_bound_to_the_pools_vips(tmp_path,
-                                                           tls_cert):
+def test_new_and_reused_targets_are_bound_to_the_pools_vips(
+        tmp_path, tls_cert):
     running = emulator_with(tmp_path, tls_cert,
                             listens=["127.0.0.2", "127.0.0.3"],
                             vips=["vip-a=127.0.0.2", "vip-b=127.0.0.3"])
