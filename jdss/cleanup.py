@@ -61,6 +61,11 @@ def _item(kind, name, backend, target, reason):
 def remove(storage, items):
     """Remove the items marked ``remove``; returns them with outcomes."""
     backend = storage.backend
+    with backend.changing():
+        return _remove(storage, backend, items)
+
+
+def _remove(storage, backend, items):
     for item in items:
         if item["action"] != "remove":
             continue

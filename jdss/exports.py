@@ -9,7 +9,7 @@ initiator still uses.
 import logging
 
 from jdss import errors, naming
-from jdss.backends.base import TargetInfo
+from jdss.backends.base import TargetInfo, changes
 from jdss.progress import Waiting
 
 LOG = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class ExportOperations:
             raise errors.NotFound(f"volume {name!r} is not exported")
         return self._export_view(name, target, aname)
 
+    @changes
     def create_target(self, name):
         """Export ``name``; an existing export is kept and returned."""
         naming.validate_volume_name(name)
@@ -168,6 +169,7 @@ class ExportOperations:
         except errors.JdssError as exc:
             LOG.warning("could not remove half-made target %s: %s", iqn, exc)
 
+    @changes
     def delete_target(self, name):
         """Stop exporting ``name``; nothing to do if it is not exported."""
         info = self._get_volume(name)
@@ -213,6 +215,7 @@ class ExportOperations:
         return (naming.snapshot_clone_name(name, snapshot),
                 self.iqn(f"{name}@{snapshot}"))
 
+    @changes
     def attach_volume(self, name, transport, snapshot=None,
                       exclusive=False):
         """Export ``name`` (or its ``snapshot``) and connect it here.
@@ -287,6 +290,7 @@ class ExportOperations:
             LOG.warning("could not remove temporary volume %s: %s", aname,
                         exc)
 
+    @changes
     def detach_volume(self, name, transport, snapshot=None):
         """Disconnect ``name`` here and remove its export; idempotent."""
         aname, target, export = self._export_of(name, snapshot)

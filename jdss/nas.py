@@ -5,6 +5,7 @@ appliance; those of this pool are the ones whose path starts with it.
 """
 
 from jdss import errors, naming
+from jdss.backends.base import changes
 from jdss.progress import Waiting
 from jdss.sizes import parse_size
 
@@ -26,6 +27,7 @@ class NasOperations:
         except errors.NotFound:
             raise errors.NotFound(f"NAS volume {name!r} not found") from None
 
+    @changes
     def create_nas_volume(self, name, size):
         naming.validate_nas_volume_name(name)
         size = parse_size(size)
@@ -37,6 +39,7 @@ class NasOperations:
                 f"{self.config.pool}") from None
         return self.nas_volume(name)
 
+    @changes
     def delete_nas_volume(self, name):
         self.nas_volume(name)
         path = f"{self.config.pool}/{name}"
@@ -70,6 +73,7 @@ class NasOperations:
             raise errors.NotFound(f"NAS volume {name!r} is not shared")
         return self._share_view(share)
 
+    @changes
     def create_share(self, name):
         """Share NAS volume ``name`` over NFS; an existing share is kept."""
         self.nas_volume(name)
@@ -78,6 +82,7 @@ class NasOperations:
             self.backend.create_share(name, f"{self.config.pool}/{name}")
         return self.share(name)
 
+    @changes
     def attach_nas_volume(self, name, mountpoint, transport):
         """Share NAS volume ``name`` (if not yet) and mount it here."""
         share = self.create_share(name)
@@ -95,6 +100,7 @@ class NasOperations:
         transport.disconnect({"export": exports[0], "exports": exports,
                               "mountpoint": mountpoint})
 
+    @changes
     def delete_share(self, name):
         """Stop sharing ``name``; nothing to do if it is not shared."""
         self.nas_volume(name)

@@ -11,7 +11,7 @@ import functools
 import logging
 
 from jdss import errors, locks, naming
-from jdss.backends.base import VolumeInfo
+from jdss.backends.base import VolumeInfo, changes
 from jdss.exports import ExportOperations
 from jdss.nas import NasOperations
 from jdss.sizes import parse_size, round_up
@@ -23,11 +23,13 @@ BLOCK_BYTES = {"16K": 16 << 10, "32K": 32 << 10, "64K": 64 << 10,
 
 
 def _one_change_per_volume(method):
-    """Run ``method(self, volume, ...)`` under this node's volume lock."""
+    """Run ``method(self, volume, ...)`` under this node's volume lock, as
+    a change (:func:`jdss.backends.base.changes`)."""
 
     @functools.wraps(method)
     def locked(self, volume, *args, **kwargs):
-        with locks.volume_lock(self.config.pool, volume):
+        with locks.volume_lock(self.config.pool, volume), \
+                self.backend.changing():
             return method(self, volume, *args, **kwargs)
     return locked
 
@@ -102,6 +104,7 @@ class Storage(ExportOperations, NasOperations):
     def _sparse(self, thin):
         return self.config.thin_provision if thin is None else thin
 
+    @changes
     def create_volume(self, name, size, thin=None, block_size=None):
         naming.validate_volume_name(name)
         block_size = (block_size or self.config.jovian_block_size).upper()

@@ -30,6 +30,9 @@ class JovianBackend(Backend):
         # older firmware refuses vip_allowed_portals: learnt once a process
         self._vip_field = True
 
+    def changing(self):
+        return self.client.patient()
+
     # plumbing -------------------------------------------------------------
     def _pool_path(self, *segments):
         return path("pools", self.pool, *segments)

@@ -24,6 +24,10 @@ directory), re-read whenever it changes::
   ``seconds``, only for that long after the plan is read, then the
   address answers again with the state intact (an HA failover).
 
+Any rule may also carry ``failover``: seconds for which every address
+refuses connections once the rule has hit (the appliance fails over right
+after, say, applying a request whose answer it then drops).
+
 ``listen`` (``ADDR:PORT``), ``method`` and ``path`` (a regular expression
 searched in the request path) narrow a rule; missing means any. ``count``
 limits how many requests a rule hits (default: all).
@@ -74,6 +78,7 @@ class Rule:
                       "errno": spec.get("errno", errno),
                       "message": spec.get("message", message or "failure")}
         self.apply = bool(spec.get("apply"))
+        self.failover = float(spec.get("failover", 0))
 
     def active(self):
         return self.until is None or time.monotonic() < self.until
@@ -96,6 +101,13 @@ class FaultPlan:
         self._stamp = None
         self._rules = []
         self._lock = threading.Lock()
+        self._down_until = 0.0
+
+    def fail_over(self, seconds):
+        """Refuse every connection for ``seconds`` from now."""
+        with self._lock:
+            self._down_until = max(self._down_until,
+                                   time.monotonic() + seconds)
 
     def _reload(self):
         try:
@@ -133,6 +145,8 @@ class FaultPlan:
         """Whether ``listen`` must not accept connections now."""
         with self._lock:
             self._reload()
+            if time.monotonic() < self._down_until:
+                return True
             return any(rule.action == "refuse" and
                        rule.matches_listener(listen)
                        for rule in self._rules)

@@ -44,12 +44,25 @@ class Handler(BaseHTTPRequestHandler):
         emulator = self.server.emulator
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length) if length else b""
+        if emulator.faults.refused(self.server.listen):
+            # the address went away: so do connections made before
+            return self._drop("reset")
         if not emulator.authorized(self.headers.get("Authorization")):
             emulator.log_request(self.server.listen, self.command, self.path,
                                  401)
             return self._reply(401, b"401 unauthorized", "text/plain")
         rule = emulator.faults.take(self.server.listen, self.command,
                                     self.path)
+        if rule is not None and rule.failover:
+            try:
+                return self._faulty(rule, emulator, raw_body)
+            finally:
+                emulator.faults.fail_over(rule.failover)
+                self.close_connection = True
+        return self._faulty(rule, emulator, raw_body)
+
+    def _faulty(self, rule, emulator, raw_body):
+        """Answer the request as ``rule`` (None: no fault) says."""
         if rule is not None and rule.action == "delay":
             time.sleep(rule.seconds)
         if rule is not None and rule.action == "drop":
