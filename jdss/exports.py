@@ -41,24 +41,26 @@ class ExportOperations:
             chap.load_or_create_key(self.config.chap_key_path), iqn)
 
     def target(self, name):
-        naming.validate_volume_name(name)
-        aname = naming.to_appliance_volume(name)
-        target = self.backend.find_volume_target(aname)
+        aname, target, export = self._export_of(name)
         if target is None:
             self._get_volume(name)
             raise errors.NotFound(f"volume {name!r} is not exported")
-        return self._export_view(name, target, aname)
+        return export
 
     @changes
     def create_target(self, name):
         """Export ``name``; an existing export is kept and returned."""
-        naming.validate_volume_name(name)
-        aname = naming.to_appliance_volume(name)
+        aname, target, _ = self._export(name, self.iqn(name))
+        return self._export_view(name, target, aname)
+
+    def _export(self, name, iqn):
+        """``(appliance name, target, created)`` of volume ``name``'s
+        export, made if needed (under an older name if it has one)."""
         try:
-            target, _ = self._ensure_export(aname, self.iqn(name))
+            return self._on_volume(name, lambda aname: (
+                aname, *self._ensure_export(aname, iqn)))
         except errors.NotFound:
             raise errors.NotFound(f"volume {name!r} not found") from None
-        return self._export_view(name, target, aname)
 
     def _ensure_export(self, aname, iqn):
         """``(target, created)``: the export of ``aname``, made if needed.
@@ -83,7 +85,8 @@ class ExportOperations:
                                                password)
                     target.users = {self.config.chap_user: password}
             except errors.AlreadyExists:
-                target = self._converge(self._reusable_target(iqn), aname)
+                target = self._converge(self._reusable_target(iqn, aname),
+                                        aname)
             lun = self.backend.export_lun
             scsi_id = self.backend.add_lun(iqn, aname, lun)
         except errors.JdssError:
@@ -94,11 +97,20 @@ class ExportOperations:
         target.scsi_ids = {aname: scsi_id} if scsi_id else {}
         return target, created
 
-    def _reusable_target(self, iqn):
+    def _reusable_target(self, iqn, aname):
         """Target ``iqn`` that exists already: reused when it exports
-        nothing (left by an interrupted attach), refused otherwise."""
+        nothing (left by an interrupted attach), refused when it exports
+        another volume."""
         target = self.backend.get_target(iqn)
         if target.luns:
+            name = naming.from_appliance_volume(aname)
+            if name is not None and all(
+                    naming.from_appliance_volume(lun) == name
+                    for lun in target.luns):
+                # the export of this very volume under its older name:
+                # not found under this one (see Storage._on_volume)
+                raise errors.NotFound(f"{aname} is exported as {iqn} "
+                                      "under an older name")
             others = ", ".join(sorted(target.luns))
             raise errors.Busy(
                 f"target {iqn} exists and exports other volumes ({others}):"
@@ -228,13 +240,14 @@ class ExportOperations:
         aname, iqn = self._export_names(name, snapshot)
         created_clone = False
         if snapshot is not None:
-            created_clone = self._ensure_snapshot_clone(
-                name, naming.to_appliance_volume(name), snapshot, aname)
+            created_clone = self._on_volume(
+                name, lambda source: self._ensure_snapshot_clone(
+                    name, source, snapshot, aname))
         try:
-            try:
+            if snapshot is None:
+                aname, target, created_target = self._export(name, iqn)
+            else:
                 target, created_target = self._ensure_export(aname, iqn)
-            except errors.NotFound:
-                raise errors.NotFound(f"volume {name!r} not found") from None
             export = self._export_view(name, target, aname)
             try:
                 if exclusive:
@@ -319,13 +332,20 @@ class ExportOperations:
         """Connection properties of ``name``'s export, made or not."""
         return self.connection_properties(self._export_of(name, snapshot)[2])
 
-    def _export_of(self, name, snapshot=None):
-        """``(appliance name, target or None, export view)`` of ``name``.
+    def _export_of(self, name, snapshot=None, aname=None):
+        """``(appliance name, target or None, export view)`` of ``name``
+        (``aname``: its appliance name, where known).
 
         Without a target the view is the one an export would have.
         """
-        aname, iqn = self._export_names(name, snapshot)
+        canonical, iqn = self._export_names(name, snapshot)
+        aname = aname or canonical
         target = self.backend.find_volume_target(aname)
+        if target is None and snapshot is None and aname == canonical:
+            legacy = self._legacy_volume(name)   # named by an older release
+            if legacy is not None:
+                aname = legacy.name
+                target = self.backend.find_volume_target(aname)
         if target is not None:
             return aname, target, self._export_view(name, target, aname)
         export = {"name": name, "target": iqn, "lun": self.backend.export_lun,
@@ -338,9 +358,11 @@ class ExportOperations:
 
     def volume_path(self, name, transport, snapshot=None):
         """Where ``name`` is (or will be once attached) on this node."""
-        self._get_volume(name)
+        info = self._get_volume(name)
+        aname = info.name if snapshot is None else None
+        export = self._export_of(name, snapshot, aname)[2]
         return {"name": name, "snapshot": snapshot,
-                "path": transport.path(self._properties_for(name, snapshot))}
+                "path": transport.path(self.connection_properties(export))}
 
     def rescan_volume(self, name, transport):
         """Let this node see ``name``'s current size, if attached here."""

@@ -6,7 +6,8 @@ are recognised:
 * volume: ``v_<name>`` when the name has only letters, digits, ``_`` and
   ``-``; otherwise ``vh_<name, other characters as _>_<base32 of name>``
   (base32 padding ``=`` written as ``-``). Older releases wrote
-  ``vb_<base32 of name>``; such names are read but never written.
+  ``vb_<base32 of name>``; such names are read and used, never made, and
+  one Proxmox name has one appliance volume at a time.
 * snapshot: ``s_<name>``.
 * temporary clone that exposes a snapshot: ``se_<snap>_<base32 of volume>``.
 * hidden snapshot that a clone made without ``--snapshot`` hangs from:
@@ -85,20 +86,32 @@ def to_appliance_volume(name):
     return result
 
 
+def legacy_volume_names(name):
+    """Appliance names that older releases gave Proxmox volume ``name``."""
+    return ["vb_" + b32encode(name)]
+
+
 def from_appliance_volume(aname):
-    """Proxmox name of appliance volume ``aname``; ``None`` if not ours."""
+    """Proxmox name of appliance volume ``aname``; ``None`` if not ours.
+
+    Only the forms :func:`to_appliance_volume` and
+    :func:`legacy_volume_names` give are ours, so that every name listed
+    can be addressed.
+    """
+    name = None
     if aname.startswith("v_") and len(aname) > 2:
-        return aname[2:]
-    if aname.startswith("vh_"):
-        _, _, encoded = aname.rpartition("_")
-        name = b32decode(encoded)
-        if name and aname == "vh_%s_%s" % (_NOT_PLAIN.sub("_", name),
-                                           encoded):
-            return name
+        name = aname[2:]
+    elif aname.startswith("vh_"):
+        name = b32decode(aname.rpartition("_")[2])
+    elif aname.startswith("vb_"):
+        name = b32decode(aname[3:])
+    if not name or not _VOLUME.match(name):
         return None
-    if aname.startswith("vb_"):
-        return b32decode(aname[3:]) or None
-    return None
+    try:
+        forms = [to_appliance_volume(name)] + legacy_volume_names(name)
+    except InvalidInput:
+        return None
+    return name if aname in forms else None
 
 
 def snapshot_name(snap):

@@ -72,19 +72,67 @@ class Storage(ExportOperations, NasOperations):
 
     # volumes --------------------------------------------------------------
     def list_volumes(self):
-        views = []
+        views = {}
         for info in self.backend.list_volumes():
             name = naming.from_appliance_volume(info.name)
-            if name is not None:
-                views.append(self._volume_view(name, info))
-        return sorted(views, key=lambda view: view["name"])
+            if name is None:
+                continue
+            if name in views:
+                # made twice by releases before one name had one volume:
+                # the current form is the one every command uses
+                shadowed = sorted([views[name]["appliance_name"],
+                                   info.name])
+                LOG.warning("volume %r exists as %s and %s; %s is used",
+                            name, *shadowed,
+                            naming.to_appliance_volume(name))
+                if info.name != naming.to_appliance_volume(name):
+                    continue
+            views[name] = self._volume_view(name, info)
+        return sorted(views.values(), key=lambda view: view["name"])
+
+    def _legacy_volume(self, name):
+        """The volume an older release named ``name`` by (``vb_``), if it
+        exists: a request per older form."""
+        for aname in naming.legacy_volume_names(name):
+            try:
+                return self.backend.get_volume(aname)
+            except errors.NotFound:
+                continue
+        return None
 
     def _get_volume(self, name):
         naming.validate_volume_name(name)
         try:
             return self.backend.get_volume(naming.to_appliance_volume(name))
         except errors.NotFound:
-            raise errors.NotFound(f"volume {name!r} not found") from None
+            legacy = self._legacy_volume(name)
+            if legacy is None:
+                raise errors.NotFound(f"volume {name!r} not found") \
+                    from None
+            return legacy
+
+    def _on_volume(self, name, operation):
+        """``operation(appliance name)`` on volume ``name``: under its own
+        name, or, if the appliance answers not found, under the name an
+        older release gave it, when that exists. Costs nothing extra
+        unless the volume is missing or has an older name."""
+        naming.validate_volume_name(name)
+        try:
+            return operation(naming.to_appliance_volume(name))
+        except errors.NotFound:
+            legacy = self._legacy_volume(name)
+            if legacy is None:
+                raise
+        return operation(legacy.name)
+
+    def _check_name_free(self, name):
+        """Refuse a new volume ``name`` while an older form of it exists:
+        one Proxmox name, one appliance volume."""
+        legacy = self._legacy_volume(name)
+        if legacy is not None:
+            raise errors.AlreadyExists(
+                f"volume {name!r} already exists (as {legacy.name}, named "
+                "by an older release)")
 
     def volume(self, name):
         return self._volume_view(name, self._get_volume(name))
@@ -114,6 +162,7 @@ class Storage(ExportOperations, NasOperations):
                 + ", ".join(BLOCK_BYTES))
         size = round_up(parse_size(size), BLOCK_BYTES[block_size])
         aname = naming.to_appliance_volume(name)
+        self._check_name_free(name)
         try:
             self.backend.create_volume(aname, size, self._sparse(thin),
                                        block_size)
@@ -189,6 +238,7 @@ class Storage(ExportOperations, NasOperations):
     def rename_volume(self, name, new_name):
         naming.validate_volume_name(new_name)
         info = self._get_volume(name)
+        self._check_name_free(new_name)
         try:
             self.backend.rename_volume(
                 info.name, naming.to_appliance_volume(new_name))
@@ -207,6 +257,7 @@ class Storage(ExportOperations, NasOperations):
         naming.validate_volume_name(new_name)
         info = self._get_volume(source)
         clone = naming.to_appliance_volume(new_name)
+        self._check_name_free(new_name)
         if snapshot is None:
             snap = naming.clone_origin_snapshot(clone)
             try:
@@ -282,11 +333,14 @@ class Storage(ExportOperations, NasOperations):
 
     @_one_change_per_volume
     def create_snapshot(self, volume, snapshot):
-        naming.validate_volume_name(volume)
         naming.validate_snapshot_name(snapshot)
-        aname = naming.to_appliance_volume(volume)
         snap = naming.snapshot_name(snapshot)
-        self._create_snapshot(volume, aname, snap)
+
+        def make(aname):
+            self._create_snapshot(volume, aname, snap)
+            return aname
+
+        aname = self._on_volume(volume, make)
         try:
             info = self.backend.get_snapshot(aname, snap)
         except errors.NotFound:
@@ -297,21 +351,23 @@ class Storage(ExportOperations, NasOperations):
 
     @_one_change_per_volume
     def delete_snapshot(self, volume, snapshot):
-        naming.validate_volume_name(volume)
         naming.validate_snapshot_name(snapshot)
-        aname = naming.to_appliance_volume(volume)
         snap = naming.snapshot_name(snapshot)
+
+        def delete(aname):
+            try:
+                self.backend.delete_snapshot(aname, snap)
+            except errors.Busy:
+                clones = self._clone_names(aname, snap)
+                raise errors.Busy(
+                    f"snapshot {snapshot!r} of volume {volume!r} has "
+                    f"clones: {', '.join(clones)}; delete them first") \
+                    from None
+
         try:
-            self.backend.delete_snapshot(aname, snap)
+            self._on_volume(volume, delete)
         except errors.NotFound:
-            self._get_volume(volume)
-            raise errors.NotFound(f"snapshot {snapshot!r} of volume "
-                                  f"{volume!r} not found") from None
-        except errors.Busy:
-            clones = self._clone_names(aname, snap)
-            raise errors.Busy(f"snapshot {snapshot!r} of volume {volume!r} "
-                              f"has clones: {', '.join(clones)}; delete them "
-                              "first") from None
+            raise self._snapshot_missing(volume, snapshot) from None
 
     def _snapshot_missing(self, volume, snapshot):
         self._get_volume(volume)           # volume not found, if it is not
@@ -341,12 +397,11 @@ class Storage(ExportOperations, NasOperations):
     def rollback_check(self, volume, snapshot):
         """What a rollback would destroy, as the appliance counts it:
         ``{blockers, clones, destroys: {snapshots, clones}}``."""
-        naming.validate_volume_name(volume)
         naming.validate_snapshot_name(snapshot)
-        aname = naming.to_appliance_volume(volume)
+        snap = naming.snapshot_name(snapshot)
         try:
-            counts = self.backend.rollback_check(
-                aname, naming.snapshot_name(snapshot))
+            aname, counts = self._on_volume(volume, lambda aname: (
+                aname, self.backend.rollback_check(aname, snap)))
         except errors.NotFound:
             raise self._snapshot_missing(volume, snapshot) from None
         plan = self._rollback_plan(volume, snapshot, aname, counts)
@@ -378,33 +433,38 @@ class Storage(ExportOperations, NasOperations):
         its answer is still the one accepted: a snapshot or clone made
         meanwhile (from another node) is never destroyed."""
         from jdss.backends.base import RollbackChanged
-        naming.validate_volume_name(volume)
         naming.validate_snapshot_name(snapshot)
-        aname = naming.to_appliance_volume(volume)
         snap = naming.snapshot_name(snapshot)
-        counts = (0, 0)
-        while True:
+
+        def nothing_newer(aname):
+            # the common case: the check right before the rollback says
+            # nothing would be destroyed
             try:
-                self.backend.rollback_snapshot(aname, snap, counts)
-                break
-            except errors.NotFound:
-                raise self._snapshot_missing(volume, snapshot) from None
+                self.backend.rollback_snapshot(aname, snap, (0, 0))
+                return aname, None
             except RollbackChanged as exc:
-                accepted = counts != (0, 0)
-                plan = self._rollback_plan(volume, snapshot, aname,
-                                           exc.found)
-                if accepted:
-                    # made or deleted meanwhile, from another node:
-                    # refused, never destroyed unaccepted
-                    self._refuse_rollback(volume, snapshot, plan, False,
-                                          changed=True)
-                self._refuse_rollback(volume, snapshot, plan, force)
-                counts = exc.found
+                return aname, exc.found
+
+        try:
+            aname, counts = self._on_volume(volume, nothing_newer)
+        except errors.NotFound:
+            raise self._snapshot_missing(volume, snapshot) from None
         view = {"volume": volume, "snapshot": snapshot,
                 "appliance_name": aname, "destroyed": [], "clones": []}
-        if counts != (0, 0):
-            left = {s.name for s in self.backend.list_snapshots(aname)}
-            view["destroyed"] = [display for info, display in zip(
-                plan.newer + plan.maybe, plan.blockers())
-                if info.name not in left]
+        if counts is None:
+            return view
+        plan = self._rollback_plan(volume, snapshot, aname, counts)
+        self._refuse_rollback(volume, snapshot, plan, force)
+        try:
+            self.backend.rollback_snapshot(aname, snap, counts)
+        except RollbackChanged as exc:
+            # made or deleted meanwhile, from another node: refused,
+            # nothing unaccepted destroyed
+            plan = self._rollback_plan(volume, snapshot, aname, exc.found)
+            self._refuse_rollback(volume, snapshot, plan, False,
+                                  changed=True)
+        left = {s.name for s in self.backend.list_snapshots(aname)}
+        view["destroyed"] = [display for info, display in zip(
+            plan.newer + plan.maybe, plan.blockers())
+            if info.name not in left]
         return view
