@@ -19,7 +19,10 @@ class ExportOperations:
     """Exports and attachments of the volumes of ``self.backend``."""
 
     def iqn(self, name):
-        return self.config.target_prefix + naming.target_suffix(name)
+        """Target name of a new export of ``name`` (existing exports are
+        found, whatever their name, through the LUN-owner lookup)."""
+        return naming.target_name(self.config.target_prefix,
+                                  self.config.pool, name)
 
     def _export_view(self, name, target, aname):
         view = {"name": name, "target": target.name,

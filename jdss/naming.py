@@ -14,15 +14,21 @@ are recognised:
   ``c_<clone's appliance name>``.
 * ``t_`` is reserved for temporary objects.
 * NAS volumes keep their name as given.
+* iSCSI target of a new export: ``<prefix><pool>:<volume>`` (lowercase,
+  see :func:`target_name`), so that volumes of the same name in two
+  pools never share a target name.
 """
 
 import base64
 import binascii
+import hashlib
 import re
 
-from jdss.errors import InvalidInput
+from jdss.errors import ConfigError, InvalidInput
 
 MAX_APPLIANCE_NAME = 255
+#: longest iSCSI name (RFC 3720), in bytes
+MAX_IQN = 223
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_-]+$")
 _NOT_PLAIN = re.compile(r"[^A-Za-z0-9_-]")
@@ -30,6 +36,7 @@ _VOLUME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:+-]*$")
 _SNAPSHOT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 _NAS_VOLUME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _IQN_SAFE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+_NOT_IQN = re.compile(r"[^a-z0-9.-]")
 
 
 def b32encode(text):
@@ -157,3 +164,22 @@ def target_suffix(name):
     if _IQN_SAFE.match(name):
         return name
     return "vh:" + base64.b32encode(name.encode()).decode().rstrip("=").lower()
+
+
+def target_name(prefix, pool, name):
+    """The IQN of a new export of Proxmox volume ``name`` of ``pool``.
+
+    ``<prefix><pool>:<suffix>``: the pool in lowercase with other
+    characters than letters, digits, ``.`` and ``-`` as ``-``, and
+    :func:`target_suffix` of the name. Longer than an iSCSI name may be,
+    it is cut and ends in a hash of the whole, so it stays unique.
+    """
+    iqn = f"{prefix}{_NOT_IQN.sub('-', pool.lower())}:{target_suffix(name)}"
+    if len(iqn.encode()) <= MAX_IQN:
+        return iqn
+    digest = hashlib.sha256(iqn.encode()).hexdigest()[:16]
+    keep = MAX_IQN - len(digest) - 1
+    if len(prefix.encode()) >= keep:
+        raise ConfigError(f"target_prefix {prefix!r} is too long: target "
+                          f"names are at most {MAX_IQN} bytes")
+    return f"{iqn[:keep]}.{digest}"

@@ -14,12 +14,24 @@ from jdss import errors, locks, naming
 from jdss.backends.base import VolumeInfo, changes
 from jdss.exports import ExportOperations
 from jdss.nas import NasOperations
-from jdss.sizes import parse_size, round_up
+from jdss.sizes import MAX_SIZE, parse_size, round_up
 
 LOG = logging.getLogger(__name__)
 BLOCK_BYTES = {"16K": 16 << 10, "32K": 32 << 10, "64K": 64 << 10,
                "128K": 128 << 10, "256K": 256 << 10, "512K": 512 << 10,
                "1M": 1 << 20}
+
+
+def _rounded(size, block_size):
+    """``size`` in bytes rounded up to ``block_size``, refused when the
+    rounding takes it past the largest volume ZFS allows."""
+    rounded = round_up(parse_size(size), BLOCK_BYTES.get(block_size, 1))
+    if rounded > MAX_SIZE:
+        raise errors.InvalidInput(
+            f"invalid size {size!r}: rounded up to the block size "
+            f"({block_size}) it is {rounded} bytes, more than the "
+            f"largest volume ({MAX_SIZE} bytes)")
+    return rounded
 
 
 def _one_change_per_volume(method):
@@ -160,7 +172,7 @@ class Storage(ExportOperations, NasOperations):
             raise errors.InvalidInput(
                 f"invalid block size {block_size!r}; expected one of "
                 + ", ".join(BLOCK_BYTES))
-        size = round_up(parse_size(size), BLOCK_BYTES[block_size])
+        size = _rounded(size, block_size)
         aname = naming.to_appliance_volume(name)
         self._check_name_free(name)
         try:
@@ -219,8 +231,7 @@ class Storage(ExportOperations, NasOperations):
     @_one_change_per_volume
     def resize_volume(self, name, size):
         info = self._get_volume(name)
-        size = round_up(parse_size(size),
-                        BLOCK_BYTES.get(info.block_size, 1))
+        size = _rounded(size, info.block_size)
         if size < info.size:
             raise errors.InvalidInput(
                 f"volume {name!r} is {info.size} bytes; shrinking to {size} "
@@ -281,9 +292,24 @@ class Storage(ExportOperations, NasOperations):
                 raise errors.NotFound(f"snapshot {snapshot!r} of volume "
                                       f"{source!r} not found") from None
             raise
+        self._provision_clone(new_name, clone, info.name, snap,
+                              self._sparse(thin), hidden=snapshot is None)
         return self._made(new_name, VolumeInfo(
             clone, info.size, 0, info.block_size, self._sparse(thin),
             origin=(info.name, snap)))
+
+    def _provision_clone(self, name, clone, source, snap, sparse, hidden):
+        """Give a new clone its provisioning explicitly, as the appliance's
+        own clients do; a clone that cannot have it is removed again."""
+        try:
+            self.backend.set_provisioning(clone, sparse)
+        except errors.JdssError as exc:
+            self._drop_volume(clone)
+            if hidden:
+                self._drop_hidden_snapshot(source, snap)
+            kind = "thin" if sparse else "thick"
+            raise type(exc)(f"clone {name!r} could not be made {kind}, "
+                            f"so it was removed again: {exc}") from None
 
     def _renew_hidden_snapshot(self, source, aname, snap, clone, new_name):
         """A hidden snapshot without its clone is left from an interrupted

@@ -59,7 +59,7 @@ def test_same_answers_as_the_cli(agent, config_file):
          "json"], capture_output=True, text=True, check=True).stdout)
     assert reply == {"ok": True, "data": expected}
     assert expected["path"] == ("iscsi://127.0.0.1:3260/"
-                                "iqn.2021-10.iscsi:vm-100-disk-0/0")
+                                "iqn.2021-10.iscsi:pool-0:vm-100-disk-0/0")
     shown = subprocess.run([jdss_command(), "-c", str(config_file),
                             "target", "show", "vm-100-disk-0"],
                            capture_output=True, text=True)

@@ -255,6 +255,14 @@ def test_provisioning_changes_the_reservation(appliance_, tmp_path):
     storage.backend.set_provisioning("v_vm-1-disk-0", True)
     assert storage.volume("vm-1-disk-0")["thin"] is True
     assert storage.pool()["used"] == 0
+    storage.create_snapshot("vm-1-disk-0", "s1")
+    before = len(appliance_.requests())
+    storage.clone_volume("vm-1-disk-0", "vm-2-disk-0", snapshot="s1",
+                         thin=False)
+    changes = [(m, p.rsplit("/", 1)[1]) for _, m, p, _ in
+               appliance_.requests()[before:] if m != "GET"]
+    assert changes == [("POST", "clone"), ("PUT", "v_vm-2-disk-0")]
+    assert storage.pool()["used"] == 4 * G
 
 
 def test_shares_carry_real_path(appliance_, tmp_path):

@@ -45,7 +45,8 @@ def test_cleanup_removes_only_leftovers(storage):
         ["s1"]
     assert storage.target("vm-100-disk-0")["lun"] == 0
     targets = {t.name for t in storage.backend.list_targets()}
-    assert targets == {PREFIX + "vm-100-disk-0", "iqn.2000-01.other:keep"}
+    assert targets == {storage.iqn("vm-100-disk-0"),
+                       "iqn.2000-01.other:keep"}
 
 
 def test_leftovers_in_use_are_kept(storage, monkeypatch):
