@@ -90,8 +90,7 @@ class ExportOperations:
             except errors.AlreadyExists:
                 target = self._converge(self._reusable_target(iqn, aname),
                                         aname)
-            lun = self.backend.export_lun
-            scsi_id = self.backend.add_lun(iqn, aname, lun)
+            lun, scsi_id = self._add_lun(iqn, aname)
         except errors.JdssError:
             if created:
                 self._undo_target(iqn)
@@ -99,6 +98,22 @@ class ExportOperations:
         target.luns = {aname: lun}
         target.scsi_ids = {aname: scsi_id} if scsi_id else {}
         return target, created
+
+    def _add_lun(self, iqn, aname):
+        """Export ``aname`` through target ``iqn``: ``(lun, scsi_id)``. The
+        backend's LUN id, or the next free one where the appliance has it
+        taken (409)."""
+        lun = self.backend.export_lun
+        while True:
+            try:
+                return lun, self.backend.add_lun(iqn, aname, lun)
+            except errors.AlreadyExists:
+                luns = self.backend.target_luns(iqn)
+                if aname in luns:           # made by an earlier attempt
+                    return luns[aname], None
+                if lun >= 255:
+                    raise
+                lun = max([lun] + list(luns.values())) + 1
 
     def _reusable_target(self, iqn, aname):
         """Target ``iqn`` that exists already: reused when it exports

@@ -5,8 +5,6 @@ emulator serves over HTTPS, persisted in ``fake_state_dir``, and maps the
 model's appliance errors exactly as the REST backend maps the appliance's.
 """
 
-import contextlib
-import copy
 import functools
 
 from jdss.backends import appliance
@@ -30,30 +28,19 @@ class FakeBackend(Backend):
 
     def __init__(self, config):
         super().__init__(config)
-        self.store = StateStore(config.state_dir, config.pool,
-                                config.fake_pool_size)
-        self.tgt = None
+        mirror = None
         if config.fake_tgt_portal:
             from jdss.backends.tgt import TgtMirror
-            self.tgt = TgtMirror(config.fake_tgt_portal, config.state_dir,
-                                 config.pool)
-            self.export_lun = 1
+            mirror = TgtMirror(config.fake_tgt_portal, config.state_dir,
+                               config.pool)
+            self.export_lun = 1            # tgt's controller holds LUN 0
+        self.tgt = mirror
+        self.store = StateStore(config.state_dir, config.pool,
+                                config.fake_pool_size, mirror=mirror)
 
-    @contextlib.contextmanager
     def _change(self):
-        """A model transaction; then tgtd follows the committed targets."""
-        with self.store.transaction() as model:
-            yield model
-            if self.tgt is None:
-                return
-            targets = copy.deepcopy(model.targets)
-            readonly = {name for name, volume in model.volumes.items()
-                        if volume.get("readonly")}
-        self.tgt.sync(targets, readonly)
-
-    def _data(self, operation, *args):
-        if self.tgt is not None:
-            getattr(self.tgt, operation)(*args)
+        """A model transaction; tgtd follows what it commits."""
+        return self.store.transaction()
 
     @_translated
     def get_pool(self):
@@ -74,28 +61,21 @@ class FakeBackend(Backend):
     def create_volume(self, name, size, sparse, block_size):
         with self._change() as model:
             model.create_volume(name, size, sparse, block_size)
-            self._data("create", name, int(size))
 
     @_translated
     def delete_volume(self, name, recursive=False):
         with self._change() as model:
-            snaps = list(model.volumes.get(name, {}).get("snapshots", ()))
             model.delete_volume(name, recursively_children=recursive)
-            for snap in [None] + snaps:
-                self._data("remove", name, snap)
 
     @_translated
     def resize_volume(self, name, size):
         with self._change() as model:
             model.resize_volume(name, size)
-            self._data("resize", name, int(size))
 
     @_translated
     def rename_volume(self, name, new_name):
         with self._change() as model:
             model.rename_volume(name, new_name)
-            self._data("rename", name, new_name,
-                       list(model.volumes[new_name]["snapshots"]))
 
     @_translated
     def list_snapshots(self, volume):
@@ -120,13 +100,11 @@ class FakeBackend(Backend):
     def create_snapshot(self, volume, snapshot):
         with self._change() as model:
             model.create_snapshot(volume, snapshot)
-            self._data("snapshot", volume, snapshot)
 
     @_translated
     def delete_snapshot(self, volume, snapshot):
         with self._change() as model:
             model.delete_snapshot(volume, snapshot)
-            self._data("remove", volume, snapshot)
 
     @_translated
     def rollback_check(self, volume, snapshot):
@@ -144,21 +122,12 @@ class FakeBackend(Backend):
                 raise RollbackChanged(
                     f"rollback of {volume} to {snapshot} would now destroy "
                     f"{found[0]} snapshots and {found[1]} clones", found)
-            before = set(model.volumes)
-            newer = model._newer(volume, snapshot)
             model.rollback(volume, snapshot)
-            self._data("rollback", volume, snapshot)
-            for snap in newer:
-                self._data("remove", volume, snap)
-            for gone in before - set(model.volumes):
-                self._data("remove", gone)
 
     @_translated
     def clone_volume(self, source, snapshot, name, sparse, readonly=False):
         with self._change() as model:
             model.clone(source, snapshot, name, sparse, readonly)
-            self._data("clone", source, snapshot, name,
-                       model.volumes[name]["volsize"])
 
     @_translated
     def set_provisioning(self, name, sparse):
@@ -227,7 +196,10 @@ class FakeBackend(Backend):
             model.delete_lun(iqn, volume)
 
     def target_sessions(self, iqn):
-        return self.tgt.sessions(iqn) if self.tgt is not None else []
+        if self.tgt is None:
+            return []
+        return [s["initiator_name"] or s["ip"] or "?"
+                for s in self.tgt.sessions(iqn)]
 
     @_translated
     def add_chap_user(self, iqn, user, password):

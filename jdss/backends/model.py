@@ -67,16 +67,19 @@ class PoolModel:
 
     ``vips`` are the pool's virtual IPs (``{name, address, interface}``);
     ``vip_portals`` False stands for firmware that refuses the target
-    field ``vip_allowed_portals``.
+    field ``vip_allowed_portals``; ``reserved_luns`` are LUN ids no volume
+    can have (tgt's controller LUN, when the pool is served by tgt).
     """
 
-    def __init__(self, state, firmware="newer", vips=(), vip_portals=True):
+    def __init__(self, state, firmware="newer", vips=(), vip_portals=True,
+                 reserved_luns=()):
         if firmware not in FIRMWARES:
             raise ValueError(f"unknown firmware {firmware!r}")
         self.state = state
         self.firmware = firmware
         self.vips = [dict(v) for v in vips]
         self.vip_portals = vip_portals
+        self.reserved_luns = set(reserved_luns)
         self.pool = state["pool"]["name"]
         self.volumes = state["volumes"]
         self.targets = state["targets"]
@@ -565,7 +568,7 @@ class PoolModel:
             raise _error(400, VALIDATION_CLASS, 22, f"Invalid LUN: {lun!r}")
         if mode not in LUN_MODES:
             raise _error(400, VALIDATION_CLASS, 22, f"Invalid mode: {mode!r}")
-        if lun in target["luns"].values():
+        if lun in target["luns"].values() or lun in self.reserved_luns:
             raise _error(409, CONFLICT_CLASS, ERRNO_EXISTS,
                          f"Resource {iqn}/{lun} already exists.")
         target["luns"][name] = lun

@@ -30,6 +30,8 @@ class StateStore:
         self.pool = pool
         self.size = size
         self.mirror = mirror
+        if mirror is not None:
+            model_options.setdefault("reserved_luns", mirror.reserved_luns)
         self.model_options = model_options
         self.path = os.path.join(directory, f"{pool}.json")
         self.lock_path = os.path.join(directory, f"{pool}.lock")

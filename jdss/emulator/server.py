@@ -144,7 +144,8 @@ class Emulator:
                            args.max_per_page, firmware=args.firmware,
                            vips=_vips_by_pool(args.vip, args.pool),
                            vip_portals=not args.no_vip_portals,
-                           snapshot_order=args.snapshot_order)
+                           snapshot_order=args.snapshot_order,
+                           mirror=_tgt_mirror(args))
         self.faults = FaultPlan(args.control or os.path.join(
             args.state_dir, "faults.json"))
         self.request_log = args.request_log or os.path.join(
@@ -204,6 +205,9 @@ class Emulator:
             self.sync_listeners()
         for endpoint in list(self.listeners):
             self._stop(endpoint)
+        for mirror in self.api.mirrors.values():
+            if mirror.started:            # a tgtd this emulator started
+                mirror.stop_daemon()
 
     def stop(self, *_args):
         self._stopping.set()
@@ -215,6 +219,14 @@ def _split_listen(text):
         raise argparse.ArgumentTypeError(f"--listen {text!r}: expected "
                                          "ADDR:PORT")
     return address.strip("[]"), int(port)
+
+
+def _tgt_mirror(args):
+    """``pool -> TgtMirror`` serving the pools through tgtd, or None."""
+    if not args.tgt_portal:
+        return None
+    from jdss.backends.tgt import TgtMirror
+    return lambda pool: TgtMirror(args.tgt_portal, args.state_dir, pool)
 
 
 def _vips_by_pool(specs, pools):
@@ -298,6 +310,10 @@ def parse_args(argv):
     parser.add_argument("--no-vip-portals", action="store_true",
                         help="firmware without VIP restriction: refuse "
                              "vip_allowed_portals in target bodies")
+    parser.add_argument("--tgt-portal", metavar="ADDR:PORT",
+                        help="serve the pools' volumes as real iSCSI "
+                             "targets through a tgtd on ADDR:PORT (started "
+                             "if none runs there, stopped on exit)")
     parser.add_argument("--snapshot-order",
                         choices=("created", "reverse", "random"),
                         default="created",
