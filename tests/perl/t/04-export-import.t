@@ -52,7 +52,7 @@ END {
 is($P->alloc_image($id, $scfg, 200, 'raw', undef, 16 * 1024), 'vm-200-disk-0', 'alloc');
 $P->activate_volume($id, $scfg, 'vm-200-disk-0');
 my $url = $P->path($scfg, 'vm-200-disk-0', $id);
-like($url, qr{^iscsi://127\.0\.0\.1:\d+/iqn\.2021-10\.iscsi:vm-200-disk-0/1$}, 'iscsi:// path');
+like($url, qr{^iscsi://127\.0\.0\.1:\d+/iqn\.2021-10\.iscsi:pool-0:vm-200-disk-0/1$}, 'iscsi:// path');
 my ($exit) = qemu_io($url, "write -P 0x5a 0 $MB", "write -P 0xa5 " . (12 * $MB) . " $MB");
 is($exit, 0, 'QEMU wrote through the path');
 
