@@ -9,7 +9,8 @@ initiator still uses.
 import logging
 
 from jdss import errors, naming
-from jdss.backends.base import TargetInfo, changes
+from jdss.backends.base import TargetInfo
+from jdss.changes import changes
 from jdss.progress import Waiting
 
 LOG = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ appliance; those of this pool are the ones whose path starts with it.
 """
 
 from jdss import errors, naming
-from jdss.backends.base import changes
+from jdss.changes import changes
 from jdss.progress import Waiting
 from jdss.sizes import parse_size
 

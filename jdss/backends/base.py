@@ -7,22 +7,9 @@ raises only :class:`jdss.errors.JdssError` subclasses.
 
 import abc
 import contextlib
-import functools
 from dataclasses import dataclass, field
 
 from jdss import errors
-
-
-def changes(method):
-    """Mark a method of an object with a ``backend`` as changing the pool:
-    its requests ride out an appliance failover (:meth:`Backend.changing`)
-    instead of giving up at the read deadline."""
-
-    @functools.wraps(method)
-    def changing(self, *args, **kwargs):
-        with self.backend.changing():
-            return method(self, *args, **kwargs)
-    return changing
 
 
 class RollbackChanged(errors.RollbackBlocked):
