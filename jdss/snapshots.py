@@ -93,6 +93,8 @@ class SnapshotOperations:
     def _rollback_plan(self, volume, snapshot, aname, counts):
         """A :class:`jdss.rollback.Plan` named from creation times."""
         from jdss import rollback
+        if tuple(counts) == (0, 0):
+            return rollback.Plan(0, 0)          # nothing to name
         snap = naming.snapshot_name(snapshot)
         plan = rollback.plan(self.backend.list_snapshots(aname), snap,
                              counts)
