@@ -52,7 +52,8 @@ class NasOperations:
         _, _, volume = share.path.partition("/")
         return {"name": share.name, "nas_volume": volume, "path": share.path,
                 "active": share.active, "nfs": share.nfs,
-                "exports": self._nfs_exports(share.path)}
+                "exports": self._nfs_exports(share.real_path
+                                             or "/" + share.path)}
 
     def list_shares(self):
         prefix = f"{self.config.pool}/"
@@ -96,7 +97,7 @@ class NasOperations:
     def detach_nas_volume(self, name, mountpoint, transport):
         """Unmount ``name`` here; the share stays for the other nodes."""
         naming.validate_nas_volume_name(name)
-        exports = self._nfs_exports(f"{self.config.pool}/{name}")
+        exports = self._nfs_exports(f"/{self.config.pool}/{name}")
         transport.disconnect({"export": exports[0], "exports": exports,
                               "mountpoint": mountpoint})
 
@@ -108,6 +109,8 @@ class NasOperations:
         if share is not None:
             self.backend.delete_share(share.name)
 
-    def _nfs_exports(self, share_path):
-        """``ADDR:/<pool>/<nas volume>`` of a share, one per address."""
-        return [f"{address}:/{share_path}" for address in self._addresses()]
+    def _nfs_exports(self, export_path):
+        """``ADDR:<export path>`` of a share, one per address: the path on
+        the appliance as its share record tells it (``real_path``), else
+        ``/<pool>/<nas volume>``."""
+        return [f"{address}:{export_path}" for address in self._addresses()]

@@ -274,6 +274,12 @@ def test_shares_carry_real_path(appliance_, tmp_path):
     (info,) = storage.backend.list_shares()
     assert info.real_path == "/Pool-0/content"
     assert share["exports"] == ["127.0.0.1:/Pool-0/content"]
+    # the export path is the appliance's, where it tells it
+    from jdss.backends.base import ShareInfo
+    moved = ShareInfo(name="c", path="Pool-0/content",
+                      real_path="/Pools/Pool-0/content")
+    assert storage._share_view(moved)["exports"] == \
+        ["127.0.0.1:/Pools/Pool-0/content"]
 
 
 def test_pages_hold_at_most_100(newer, tmp_path):
