@@ -65,8 +65,13 @@ def plan(snapshots, target, counts):
                            if s.creation > reference.creation),
                           key=lambda s: (s.creation, s.name))
     if len(result.newer) < count:
-        result.maybe = sorted((s for s in snapshots
-                               if s.creation == reference.creation
-                               and s.name != target),
-                              key=lambda s: s.name)
+        tied = sorted((s for s in snapshots
+                       if s.creation == reference.creation
+                       and s.name != target), key=lambda s: s.name)
+        if len(result.newer) + len(tied) == count:
+            # the count leaves no choice: they all are newer
+            result.newer = sorted(tied + result.newer,
+                                  key=lambda s: (s.creation, s.name))
+        else:
+            result.maybe = tied
     return result

@@ -44,6 +44,9 @@ def test_plan_names_every_candidate_of_the_same_second():
     assert [s.name for s in plan.maybe] == ["s_a", "s_c"]
     assert plan.describe() == \
         "d, 1 of a, c (made in the same second as the target)"
+    # all of the same second must go: the count leaves no choice
+    plan = rollback.plan(snapshots, "s_a", (3, 0))
+    assert plan.describe() == "b, c, d" and plan.maybe == []
 
 
 def test_rollback_refuses_then_forces_and_reports(storage):
