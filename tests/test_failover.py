@@ -192,6 +192,24 @@ def test_pool_show_returns_within_its_deadline(tmp_path, tls_cert, rule):
         running.stop()
 
 
+def test_a_hanging_address_leaves_the_other_time_to_answer(tmp_path,
+                                                           tls_cert):
+    running = Emulator(str(tmp_path), *tls_cert,
+                       listens=["127.0.0.2", "127.0.0.3"],
+                       pools=("Pool-0",))
+    try:
+        config = write_config(tmp_path / "rest.yaml", **running.config(
+            rest_api_read_timeout=60))
+        running.faults({"action": "delay", "seconds": 60,
+                        "listen": f"127.0.0.2:{running.port}"})
+        proc, elapsed = timed_pool_show(config)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["name"] == "Pool-0"
+        assert elapsed < 4.5                  # 2.5 s for each address
+    finally:
+        running.stop()
+
+
 def test_an_address_that_never_answers_the_handshake(tmp_path):
     """A listener that accepts no connection: TCP connects (backlog), TLS
     never starts."""

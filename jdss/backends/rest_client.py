@@ -8,12 +8,14 @@ backoff. A transient appliance error (its iSCSI configuration rewritten
 meanwhile, SCST busy) is sent again after a backoff.
 
 How long: a request gives up at ``rest_api_deadline``, every attempt's
-timeouts clipped to the time left; within a changing operation (see
-:meth:`RestClient.patient`) it keeps going through an HA failover of
-``rest_api_failover_window`` seconds. A request whose outcome is unknown
-(the connection failed after it was sent, or a transient error answered
-it) is repeated only if it is safe: reads and idempotent writes always,
-creations only after the caller's check found that they did not happen.
+timeouts clipped to the time left (shared with the addresses still to
+try in the round, so that a hanging one leaves the others time); within
+a changing operation (see :meth:`RestClient.patient`) it keeps going
+through an HA failover of ``rest_api_failover_window`` seconds. A request
+whose outcome is unknown (the connection failed after it was sent, or a
+transient error answered it) is repeated only if it is safe: reads and
+idempotent writes always, creations only after the caller's check found
+that they did not happen.
 """
 
 import contextlib
@@ -145,9 +147,14 @@ class RestClient:
                 left = end - time.monotonic()
                 if address in broken or left <= 0:
                     continue
+                # a hanging address must leave the others time to answer
+                rest = sum(1 for later in range(offset, len(self.addresses))
+                           if self.addresses[(self.current + later)
+                                             % len(self.addresses)]
+                           not in broken)
                 try:
                     response = self._send(method, address, path_, body,
-                                          left)
+                                          left / rest)
                 except errors.NotFound:
                     if method == "DELETE" and sent_before:
                         # our earlier attempt deleted it; its answer was lost
@@ -207,7 +214,7 @@ class RestClient:
             f"({key} {limit:g} s; {tried})")
 
     def _send(self, method, address, path_, body, left):
-        """One attempt, its timeouts clipped to the ``left`` seconds."""
+        """One attempt, its timeouts clipped to ``left`` seconds."""
         import requests
         exc = requests.exceptions
         url = self.url(address, path_)
