@@ -1,7 +1,8 @@
 """Finding and removing what interrupted operations leave behind.
 
 * ``se_`` clones that exposed a snapshot, and ``t_`` temporary volumes,
-  unless exported to an initiator that still has a session;
+  unless exported to an initiator that still has a session (of an export
+  shared with other volumes only the leftover's LUN is removed);
 * hidden ``c_`` snapshots whose clone was never made (no clones);
 * targets made by jdss (IQN with the configured prefix) that export
   nothing, or only volumes that no longer exist.
@@ -38,7 +39,8 @@ def find(storage):
                                "temporary clone"))
         if name.startswith(("v_", "vh_", "vb_")):
             for snap in backend.list_snapshots(name):
-                if snap.name.startswith("c_") and not snap.clones:
+                if snap.name.startswith("c_") and \
+                        not backend.snapshot_clones(name, snap.name):
                     found.append({"kind": "snapshot",
                                   "name": f"{name}@{snap.name}",
                                   "action": "remove",
@@ -60,6 +62,11 @@ def _item(kind, name, backend, target, reason):
 def remove(storage, items):
     """Remove the items marked ``remove``; returns them with outcomes."""
     backend = storage.backend
+    with backend.changing():
+        return _remove(storage, backend, items)
+
+
+def _remove(storage, backend, items):
     for item in items:
         if item["action"] != "remove":
             continue
@@ -69,7 +76,8 @@ def remove(storage, items):
             elif item["kind"] == "volume":
                 target = backend.find_volume_target(item["name"])
                 if target is not None:
-                    backend.delete_target(target.name)
+                    # only its LUN while the target exports anything else
+                    storage._remove_export(target, item["name"])
                 backend.delete_volume(item["name"], recursive=True)
             else:
                 volume, _, snap = item["name"].partition("@")

@@ -280,6 +280,10 @@ OPTIONS = [
     Option("fake_tgt_portal", _portal, None,
            "ADDR:PORT of a tgtd (started if not running) through which the "
            "fake backend serves its volumes as real iSCSI targets"),
+    Option("rest_api_failover_window", _seconds, 150.0,
+           "Seconds a changing operation keeps retrying an unreachable "
+           "appliance (an HA failover takes 60 to 120 s) before it fails; "
+           "reads stop at rest_api_deadline"),
 ]
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 ALIASES = {"iscsi_target_prefix": "target_prefix"}

@@ -6,22 +6,29 @@ are recognised:
 * volume: ``v_<name>`` when the name has only letters, digits, ``_`` and
   ``-``; otherwise ``vh_<name, other characters as _>_<base32 of name>``
   (base32 padding ``=`` written as ``-``). Older releases wrote
-  ``vb_<base32 of name>``; such names are read but never written.
+  ``vb_<base32 of name>``; such names are read and used, never made, and
+  one Proxmox name has one appliance volume at a time.
 * snapshot: ``s_<name>``.
 * temporary clone that exposes a snapshot: ``se_<snap>_<base32 of volume>``.
 * hidden snapshot that a clone made without ``--snapshot`` hangs from:
   ``c_<clone's appliance name>``.
 * ``t_`` is reserved for temporary objects.
 * NAS volumes keep their name as given.
+* iSCSI target of a new export: ``<prefix><pool>:<volume>`` (lowercase,
+  see :func:`target_name`), so that volumes of the same name in two
+  pools never share a target name.
 """
 
 import base64
 import binascii
+import hashlib
 import re
 
-from jdss.errors import InvalidInput
+from jdss.errors import ConfigError, InvalidInput
 
 MAX_APPLIANCE_NAME = 255
+#: longest iSCSI name (RFC 3720), in bytes
+MAX_IQN = 223
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_-]+$")
 _NOT_PLAIN = re.compile(r"[^A-Za-z0-9_-]")
@@ -29,6 +36,7 @@ _VOLUME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:+-]*$")
 _SNAPSHOT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 _NAS_VOLUME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _IQN_SAFE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+_NOT_IQN = re.compile(r"[^a-z0-9.-]")
 
 
 def b32encode(text):
@@ -85,20 +93,32 @@ def to_appliance_volume(name):
     return result
 
 
+def legacy_volume_names(name):
+    """Appliance names that older releases gave Proxmox volume ``name``."""
+    return ["vb_" + b32encode(name)]
+
+
 def from_appliance_volume(aname):
-    """Proxmox name of appliance volume ``aname``; ``None`` if not ours."""
+    """Proxmox name of appliance volume ``aname``; ``None`` if not ours.
+
+    Only the forms :func:`to_appliance_volume` and
+    :func:`legacy_volume_names` give are ours, so that every name listed
+    can be addressed.
+    """
+    name = None
     if aname.startswith("v_") and len(aname) > 2:
-        return aname[2:]
-    if aname.startswith("vh_"):
-        _, _, encoded = aname.rpartition("_")
-        name = b32decode(encoded)
-        if name and aname == "vh_%s_%s" % (_NOT_PLAIN.sub("_", name),
-                                           encoded):
-            return name
+        name = aname[2:]
+    elif aname.startswith("vh_"):
+        name = b32decode(aname.rpartition("_")[2])
+    elif aname.startswith("vb_"):
+        name = b32decode(aname[3:])
+    if not name or not _VOLUME.match(name):
         return None
-    if aname.startswith("vb_"):
-        return b32decode(aname[3:]) or None
-    return None
+    try:
+        forms = [to_appliance_volume(name)] + legacy_volume_names(name)
+    except InvalidInput:
+        return None
+    return name if aname in forms else None
 
 
 def snapshot_name(snap):
@@ -144,3 +164,22 @@ def target_suffix(name):
     if _IQN_SAFE.match(name):
         return name
     return "vh:" + base64.b32encode(name.encode()).decode().rstrip("=").lower()
+
+
+def target_name(prefix, pool, name):
+    """The IQN of a new export of Proxmox volume ``name`` of ``pool``.
+
+    ``<prefix><pool>:<suffix>``: the pool in lowercase with other
+    characters than letters, digits, ``.`` and ``-`` as ``-``, and
+    :func:`target_suffix` of the name. Longer than an iSCSI name may be,
+    it is cut and ends in a hash of the whole, so it stays unique.
+    """
+    iqn = f"{prefix}{_NOT_IQN.sub('-', pool.lower())}:{target_suffix(name)}"
+    if len(iqn.encode()) <= MAX_IQN:
+        return iqn
+    digest = hashlib.sha256(iqn.encode()).hexdigest()[:16]
+    keep = MAX_IQN - len(digest) - 1
+    if len(prefix.encode()) >= keep:
+        raise ConfigError(f"target_prefix {prefix!r} is too long: target "
+                          f"names are at most {MAX_IQN} bytes")
+    return f"{iqn[:keep]}.{digest}"

@@ -7,13 +7,15 @@ appliance's.
 """
 
 import dataclasses
-import functools
 import logging
 
-from jdss import errors, locks, naming
-from jdss.backends.base import TargetInfo, VolumeInfo
-from jdss.progress import Waiting
-from jdss.sizes import parse_size, round_up
+from jdss import errors, naming
+from jdss.backends.base import VolumeInfo
+from jdss.changes import changes, one_change_per_volume
+from jdss.exports import ExportOperations
+from jdss.nas import NasOperations
+from jdss.snapshots import SnapshotOperations
+from jdss.sizes import MAX_SIZE, parse_size, round_up
 
 LOG = logging.getLogger(__name__)
 BLOCK_BYTES = {"4K": 4 << 10, "8K": 8 << 10, "16K": 16 << 10, "32K": 32 << 10, "64K": 64 << 10,
@@ -21,20 +23,25 @@ BLOCK_BYTES = {"4K": 4 << 10, "8K": 8 << 10, "16K": 16 << 10, "32K": 32 << 10, "
                "1M": 1 << 20}
 
 
-def _one_change_per_volume(method):
-    """Run ``method(self, volume, ...)`` under the volume's lock (cluster-
-    wide on a Proxmox node); the name is checked before any lock is made."""
+def _rounded(size, block_size):
+    """``size`` in bytes rounded up to ``block_size``, refused when the
+    rounding takes it past the largest volume ZFS allows."""
+    rounded = round_up(parse_size(size), BLOCK_BYTES.get(block_size, 1))
+    if rounded > MAX_SIZE:
+        raise errors.InvalidInput(
+            f"invalid size {size!r}: rounded up to the block size "
+            f"({block_size}) it is {rounded} bytes, more than the "
+            f"largest volume ({MAX_SIZE} bytes)")
+    return rounded
 
-    @functools.wraps(method)
-    def locked(self, volume, *args, **kwargs):
-        naming.validate_volume_name(volume)
-        with locks.volume_lock(self.config, volume):
-            return method(self, volume, *args, **kwargs)
-    return locked
 
+class Storage(SnapshotOperations, ExportOperations, NasOperations):
+    """The pool of one configuration, addressed by Proxmox names.
 
-class Storage:
-    """The pool of one configuration, addressed by Proxmox names."""
+    Volumes are here; snapshots and rollbacks in :mod:`jdss.snapshots`,
+    exports and attachments in :mod:`jdss.exports`, NAS volumes and shares
+    in :mod:`jdss.nas`.
+    """
 
     def __init__(self, config, backend):
         self.config = config
@@ -52,15 +59,6 @@ class Storage:
                 "block_size": info.block_size, "origin": origin,
                 "creation": info.creation, "readonly": info.readonly}
 
-    @staticmethod
-    def _snapshot_view(info):
-        clones = [naming.from_appliance_volume(c) or c for c in info.clones]
-        return {"name": naming.from_appliance_snapshot(info.name),
-                "volume": naming.from_appliance_volume(info.volume),
-                "appliance_name": info.name, "creation": int(info.creation),
-                "used": info.used, "clones": clones, "size": info.size,
-                "guid": info.guid}
-
     # pool -----------------------------------------------------------------
     def pool(self):
         info = self.backend.get_pool()
@@ -69,19 +67,67 @@ class Storage:
 
     # volumes --------------------------------------------------------------
     def list_volumes(self):
-        views = []
+        views = {}
         for info in self.backend.list_volumes():
             name = naming.from_appliance_volume(info.name)
-            if name is not None:
-                views.append(self._volume_view(name, info))
-        return sorted(views, key=lambda view: view["name"])
+            if name is None:
+                continue
+            if name in views:
+                # made twice by releases before one name had one volume:
+                # the current form is the one every command uses
+                shadowed = sorted([views[name]["appliance_name"],
+                                   info.name])
+                LOG.warning("volume %r exists as %s and %s; %s is used",
+                            name, *shadowed,
+                            naming.to_appliance_volume(name))
+                if info.name != naming.to_appliance_volume(name):
+                    continue
+            views[name] = self._volume_view(name, info)
+        return sorted(views.values(), key=lambda view: view["name"])
+
+    def _legacy_volume(self, name):
+        """The volume an older release named ``name`` by (``vb_``), if it
+        exists: a request per older form."""
+        for aname in naming.legacy_volume_names(name):
+            try:
+                return self.backend.get_volume(aname)
+            except errors.NotFound:
+                continue
+        return None
 
     def _get_volume(self, name):
         naming.validate_volume_name(name)
         try:
             return self.backend.get_volume(naming.to_appliance_volume(name))
         except errors.NotFound:
-            raise errors.NotFound(f"volume {name!r} not found") from None
+            legacy = self._legacy_volume(name)
+            if legacy is None:
+                raise errors.NotFound(f"volume {name!r} not found") \
+                    from None
+            return legacy
+
+    def _on_volume(self, name, operation):
+        """``operation(appliance name)`` on volume ``name``: under its own
+        name, or, if the appliance answers not found, under the name an
+        older release gave it, when that exists. Costs nothing extra
+        unless the volume is missing or has an older name."""
+        naming.validate_volume_name(name)
+        try:
+            return operation(naming.to_appliance_volume(name))
+        except errors.NotFound:
+            legacy = self._legacy_volume(name)
+            if legacy is None:
+                raise
+        return operation(legacy.name)
+
+    def _check_name_free(self, name):
+        """Refuse a new volume ``name`` while an older form of it exists:
+        one Proxmox name, one appliance volume."""
+        legacy = self._legacy_volume(name)
+        if legacy is not None:
+            raise errors.AlreadyExists(
+                f"volume {name!r} already exists (as {legacy.name}, named "
+                "by an older release)")
 
     def volume(self, name):
         return self._volume_view(name, self._get_volume(name))
@@ -101,6 +147,7 @@ class Storage:
     def _sparse(self, thin):
         return self.config.thin_provision if thin is None else thin
 
+    @changes
     def create_volume(self, name, size, thin=None, block_size=None):
         naming.validate_volume_name(name)
         block_size = (block_size or self.config.jovian_block_size).upper()
@@ -108,8 +155,9 @@ class Storage:
             raise errors.InvalidInput(
                 f"invalid block size {block_size!r}; expected one of "
                 + ", ".join(BLOCK_BYTES))
-        size = round_up(parse_size(size), BLOCK_BYTES[block_size])
+        size = _rounded(size, block_size)
         aname = naming.to_appliance_volume(name)
+        self._check_name_free(name)
         try:
             self.backend.create_volume(aname, size, self._sparse(thin),
                                        block_size)
@@ -122,7 +170,7 @@ class Storage:
         return self._made(name, VolumeInfo(aname, size, 0, block_size,
                                            self._sparse(thin)))
 
-    @_one_change_per_volume
+    @one_change_per_volume
     def delete_volume(self, name, recursive=False):
         info = self._get_volume(name)
         try:
@@ -151,8 +199,8 @@ class Storage:
                                f"target; run 'jdss target delete {name}' "
                                "first")
         snapshots = self.backend.list_snapshots(aname)
-        clones = [naming.from_appliance_volume(c) or c
-                  for s in snapshots for c in s.clones]
+        clones = [c for s in snapshots
+                  for c in self._clone_names(aname, s.name)]
         if clones:
             return errors.Busy(f"volume {name!r} has clones that depend on "
                                f"its snapshots: {', '.join(clones)}; delete "
@@ -163,11 +211,10 @@ class Storage:
                            f"{', '.join(names)}; delete them or use "
                            "--recursive")
 
-    @_one_change_per_volume
+    @one_change_per_volume
     def resize_volume(self, name, size):
         info = self._get_volume(name)
-        size = round_up(parse_size(size),
-                        BLOCK_BYTES.get(info.block_size, 1))
+        size = _rounded(size, info.block_size)
         if size < info.size:
             raise errors.InvalidInput(
                 f"volume {name!r} is {info.size} bytes; shrinking to {size} "
@@ -181,10 +228,11 @@ class Storage:
                     from None
         return self._made(name, dataclasses.replace(info, size=size))
 
-    @_one_change_per_volume
+    @one_change_per_volume
     def rename_volume(self, name, new_name):
         naming.validate_volume_name(new_name)
         info = self._get_volume(name)
+        self._check_name_free(new_name)
         try:
             self.backend.rename_volume(
                 info.name, naming.to_appliance_volume(new_name))
@@ -198,11 +246,12 @@ class Storage:
         return self._made(new_name, dataclasses.replace(
             info, name=naming.to_appliance_volume(new_name)))
 
-    @_one_change_per_volume
+    @one_change_per_volume
     def clone_volume(self, source, new_name, snapshot=None, thin=None):
         naming.validate_volume_name(new_name)
         info = self._get_volume(source)
         clone = naming.to_appliance_volume(new_name)
+        self._check_name_free(new_name)
         if snapshot is None:
             snap = naming.clone_origin_snapshot(clone)
             try:
@@ -226,9 +275,24 @@ class Storage:
                 raise errors.NotFound(f"snapshot {snapshot!r} of volume "
                                       f"{source!r} not found") from None
             raise
+        self._provision_clone(new_name, clone, info.name, snap,
+                              self._sparse(thin), hidden=snapshot is None)
         return self._made(new_name, VolumeInfo(
             clone, info.size, 0, info.block_size, self._sparse(thin),
             origin=(info.name, snap)))
+
+    def _provision_clone(self, name, clone, source, snap, sparse, hidden):
+        """Give a new clone its provisioning explicitly, as the appliance's
+        own clients do; a clone that cannot have it is removed again."""
+        try:
+            self.backend.set_provisioning(clone, sparse)
+        except errors.JdssError as exc:
+            self._drop_volume(clone)
+            if hidden:
+                self._drop_hidden_snapshot(source, snap)
+            kind = "thin" if sparse else "thick"
+            raise type(exc)(f"clone {name!r} could not be made {kind}, "
+                            f"so it was removed again: {exc}") from None
 
     def _renew_hidden_snapshot(self, source, aname, snap, clone, new_name):
         """A hidden snapshot without its clone is left from an interrupted
@@ -247,469 +311,3 @@ class Storage:
                               f"{snap} that other volumes depend on; run "
                               "'jdss cleanup --dry-run'") from None
         self._create_snapshot(source, aname, snap, hidden=True)
-
-    # snapshots ------------------------------------------------------------
-    def _snapshots(self, volume):
-        info = self._get_volume(volume)
-        return info, self.backend.list_snapshots(info.name)
-
-    def list_snapshots(self, volume):
-        _, snapshots = self._snapshots(volume)
-        return [self._snapshot_view(s) for s in snapshots
-                if naming.from_appliance_snapshot(s.name) is not None]
-
-    def _create_snapshot(self, volume, aname, snap, hidden=False):
-        try:
-            self.backend.create_snapshot(aname, snap)
-        except errors.NotFound:
-            raise errors.NotFound(f"volume {volume!r} not found") from None
-        except errors.AlreadyExists:
-            if hidden:
-                raise errors.AlreadyExists(
-                    f"volume {volume!r} has a clone snapshot {snap} left "
-                    "from an earlier attempt; run 'jdss cleanup' or delete "
-                    "it") from None
-            raise errors.AlreadyExists(
-                f"snapshot {naming.from_appliance_snapshot(snap)!r} of "
-                f"volume {volume!r} already exists") from None
-
-    @_one_change_per_volume
-    def create_snapshot(self, volume, snapshot):
-        naming.validate_volume_name(volume)
-        naming.validate_snapshot_name(snapshot)
-        aname = naming.to_appliance_volume(volume)
-        self._create_snapshot(volume, aname, naming.snapshot_name(snapshot))
-        for view in self.list_snapshots(volume):
-            if view["name"] == snapshot:
-                return view
-        raise errors.NotFound(f"snapshot {snapshot!r} of volume {volume!r} "
-                              "vanished right after it was made")
-
-    @_one_change_per_volume
-    def delete_snapshot(self, volume, snapshot):
-        naming.validate_volume_name(volume)
-        naming.validate_snapshot_name(snapshot)
-        aname = naming.to_appliance_volume(volume)
-        try:
-            self.backend.delete_snapshot(aname,
-                                         naming.snapshot_name(snapshot))
-        except errors.NotFound:
-            self._get_volume(volume)
-            raise errors.NotFound(f"snapshot {snapshot!r} of volume "
-                                  f"{volume!r} not found") from None
-        except errors.Busy:
-            clones = self._clones_of(aname, naming.snapshot_name(snapshot))
-            raise errors.Busy(f"snapshot {snapshot!r} of volume {volume!r} "
-                              f"has clones: {', '.join(clones)}; delete them "
-                              "first") from None
-
-    def _clones_of(self, aname, snap):
-        for info in self.backend.list_snapshots(aname):
-            if info.name == snap:
-                return [naming.from_appliance_volume(c) or c
-                        for c in info.clones]
-        return []
-
-    def rollback_check(self, volume, snapshot):
-        """What a rollback would destroy: ``{blockers, clones}``."""
-        naming.validate_snapshot_name(snapshot)
-        info, snapshots = self._snapshots(volume)
-        target = naming.snapshot_name(snapshot)
-        names = [s.name for s in snapshots]
-        if target not in names:
-            raise errors.NotFound(f"snapshot {snapshot!r} of volume "
-                                  f"{volume!r} not found")
-        newer = snapshots[names.index(target) + 1:]
-        return {"volume": volume, "snapshot": snapshot,
-                "appliance_name": info.name,
-                "blockers": [naming.from_appliance_snapshot(s.name) or s.name
-                             for s in newer],
-                "clones": [naming.from_appliance_volume(c) or c
-                           for s in newer for c in s.clones]}
-
-    @_one_change_per_volume
-    def rollback(self, volume, snapshot, force=False):
-        check = self.rollback_check(volume, snapshot)
-        if check["clones"]:
-            raise errors.Busy(
-                f"rolling back volume {volume!r} to {snapshot!r} would "
-                f"destroy clones of newer snapshots: "
-                f"{', '.join(check['clones'])}; delete them first")
-        if check["blockers"] and not force:
-            raise errors.RollbackBlocked(
-                f"rolling back volume {volume!r} to {snapshot!r} would "
-                f"destroy newer snapshots: {', '.join(check['blockers'])}; "
-                "use --force to destroy them", check["blockers"])
-        self.backend.rollback_snapshot(check["appliance_name"],
-                                       naming.snapshot_name(snapshot))
-        check["destroyed"] = check.pop("blockers")
-        return check
-
-    # iSCSI exports --------------------------------------------------------
-    def iqn(self, name):
-        return self.config.target_prefix + naming.target_suffix(name)
-
-    def _export_view(self, name, target, aname):
-        view = {"name": name, "target": target.name,
-                "lun": target.luns[aname], "portals": self._portals(),
-                "chap_user": None, "chap_password": None}
-        if target.chap:
-            user = self.config.chap_user
-            if target.users and user not in target.users:
-                user = next(iter(target.users))
-            view["chap_user"] = user
-            view["chap_password"] = (target.users.get(user)
-                                     or self._chap_password(target.name))
-        return view
-
-    def _chap_password(self, iqn):
-        if self.config.chap_password:          # one for all (storage.cfg)
-            return self.config.chap_password
-        from jdss import chap
-        return chap.target_password(
-            chap.load_or_create_key(self.config.chap_key_path), iqn)
-
-    def target(self, name):
-        naming.validate_volume_name(name)
-        aname = naming.to_appliance_volume(name)
-        target = self.backend.find_volume_target(aname)
-        if target is None:
-            self._get_volume(name)
-            raise errors.NotFound(f"volume {name!r} is not exported")
-        return self._export_view(name, target, aname)
-
-    def create_target(self, name):
-        """Export ``name``; an existing export is kept and returned."""
-        naming.validate_volume_name(name)
-        aname = naming.to_appliance_volume(name)
-        try:
-            target, _ = self._ensure_export(aname, self.iqn(name))
-        except errors.NotFound:
-            raise errors.NotFound(f"volume {name!r} not found") from None
-        return self._export_view(name, target, aname)
-
-    def _ensure_export(self, aname, iqn):
-        """``(target, created)``: the export of ``aname``, made if needed."""
-        target = self.backend.find_volume_target(aname)
-        if target is not None:
-            return target, False
-        chap_on = self.config.chap_enabled
-        lun = self.backend.export_lun
-        users = {}
-        created = False
-        try:
-            try:
-                self.backend.create_target(iqn, chap_on)
-                created = True
-            except errors.AlreadyExists:
-                if self.backend.target_luns(iqn):
-                    raise errors.Busy(f"target {iqn} exists and exports "
-                                      "another volume") from None
-            self.backend.add_lun(iqn, aname, lun)
-            if chap_on:
-                users[self.config.chap_user] = self._chap_password(iqn)
-                self.backend.add_chap_user(iqn, self.config.chap_user,
-                                           users[self.config.chap_user])
-        except errors.JdssError:
-            if created:
-                self._undo_target(iqn)
-            raise
-        # described from what was sent: no need to read it back
-        return TargetInfo(name=iqn, chap=chap_on, luns={aname: lun},
-                          users=users), created
-
-    def _undo_target(self, iqn):
-        try:
-            self.backend.delete_target(iqn)
-        except errors.JdssError as exc:
-            LOG.warning("could not remove half-made target %s: %s", iqn, exc)
-
-    def delete_target(self, name):
-        """Stop exporting ``name``; nothing to do if it is not exported."""
-        info = self._get_volume(name)
-        target = self.backend.find_volume_target(info.name)
-        if target is not None:
-            self._remove_export(target, info.name)
-
-    def _remove_export(self, target, aname):
-        try:
-            if set(self.backend.target_luns(target.name)) - {aname}:
-                # a target shared with other volumes (original plugin's
-                # target groups): remove only this volume's LUN
-                self.backend.delete_lun(target.name, aname)
-            else:
-                self.backend.delete_target(target.name)
-        except errors.NotFound:
-            pass
-
-    # attaching on this node -----------------------------------------------
-    @staticmethod
-    def connection_properties(export):
-        """os-brick connection properties of an export view."""
-        portals = list(export["portals"])
-        properties = {
-            "target_portal": portals[0], "target_iqn": export["target"],
-            "target_lun": export["lun"], "target_portals": portals,
-            "target_iqns": [export["target"]] * len(portals),
-            "target_luns": [export["lun"]] * len(portals),
-            "volume_id": export["name"], "discard": True}
-        if export.get("chap_user"):
-            properties.update(auth_method="CHAP",
-                              auth_username=export["chap_user"],
-                              auth_password=export["chap_password"])
-        return properties
-
-    def _export_names(self, name, snapshot=None):
-        """``(appliance name, IQN)`` of what exports ``name`` or its
-        ``snapshot`` (the snapshot's temporary ``se_`` clone)."""
-        naming.validate_volume_name(name)
-        if snapshot is None:
-            return naming.to_appliance_volume(name), self.iqn(name)
-        naming.validate_snapshot_name(snapshot)
-        return (naming.snapshot_clone_name(name, snapshot),
-                self.iqn(f"{name}@{snapshot}"))
-
-    def attach_volume(self, name, transport, snapshot=None,
-                      exclusive=False):
-        """Export ``name`` (or its ``snapshot``) and connect it here.
-
-        Returns ``{name, snapshot, path, transport, target, lun}``. What this
-        call created (clone, export) is removed again if a later step fails.
-        ``exclusive`` refuses while another initiator has a session: a
-        local file system must never be mounted by two nodes.
-        """
-        aname, iqn = self._export_names(name, snapshot)
-        created_clone = False
-        if snapshot is not None:
-            created_clone = self._ensure_snapshot_clone(
-                name, naming.to_appliance_volume(name), snapshot, aname)
-        try:
-            try:
-                target, created_target = self._ensure_export(aname, iqn)
-            except errors.NotFound:
-                raise errors.NotFound(f"volume {name!r} not found") from None
-            export = self._export_view(name, target, aname)
-            try:
-                if exclusive:
-                    self._check_no_other_initiator(name, target, transport)
-                with Waiting(f"attaching {name} ({export['target']})"):
-                    path = transport.connect(
-                        self.connection_properties(export))
-            except Exception:
-                if created_target:
-                    self._undo_target(target.name)
-                raise
-        except Exception:
-            if created_clone:
-                self._drop_volume(aname)
-            raise
-        return {"name": name, "snapshot": snapshot, "path": path,
-                "transport": type(transport).__name__,
-                "target": export["target"], "lun": export["lun"]}
-
-    def _check_no_other_initiator(self, name, target, transport):
-        own = transport.initiator_name()
-        others = [s for s in self.backend.target_sessions(target.name)
-                  if s != own]
-        if others:
-            users = ", ".join(sorted(set(others)))
-            raise errors.Busy(
-                f"volume {name!r} is in use by {users}; it holds a local "
-                "file system, which only one node may mount (use an NFS "
-                "content volume to share content between nodes)")
-        if own is None:
-            raise errors.AttachFailed(
-                f"cannot attach {name!r} exclusively: transport "
-                f"{type(transport).__name__} has no initiator name")
-
-    def _ensure_snapshot_clone(self, name, aname, snapshot, clone):
-        """Make the read-only clone exposing ``name@snapshot``; new?"""
-        try:
-            self.backend.clone_volume(aname, naming.snapshot_name(snapshot),
-                                      clone, sparse=True, readonly=True)
-            return True
-        except errors.AlreadyExists:
-            return False
-        except errors.NotFound:
-            raise errors.NotFound(f"snapshot {snapshot!r} of volume "
-                                  f"{name!r} not found") from None
-
-    def _drop_volume(self, aname):
-        try:
-            self.backend.delete_volume(aname)
-        except errors.NotFound:
-            pass
-        except errors.JdssError as exc:
-            LOG.warning("could not remove temporary volume %s: %s", aname,
-                        exc)
-
-    def detach_volume(self, name, transport, snapshot=None):
-        """Disconnect ``name`` here and remove its export; idempotent."""
-        aname, target, export = self._export_of(name, snapshot)
-        transport.disconnect(self.connection_properties(export))
-        if target is None:
-            return
-        others = self.backend.target_sessions(target.name)
-        if others:
-            # another node still uses it (live migration): keep the export
-            LOG.info("keeping export %s: still in use by %s", target.name,
-                     ", ".join(others))
-            return
-        self._remove_export(target, aname)
-        if snapshot is not None:
-            self._drop_volume(aname)
-
-    def attached_path(self, name, transport):
-        """The path of ``name`` if it is exported and attached here."""
-        _, target, export = self._export_of(name)
-        properties = self.connection_properties(export)
-        if target is not None and transport.is_attached(properties):
-            return transport.path(properties)
-        return None
-
-    def _properties_for(self, name, snapshot=None):
-        """Connection properties of ``name``'s export, made or not."""
-        return self.connection_properties(self._export_of(name, snapshot)[2])
-
-    def _export_of(self, name, snapshot=None):
-        """``(appliance name, target or None, export view)`` of ``name``.
-
-        Without a target the view is the one an export would have.
-        """
-        aname, iqn = self._export_names(name, snapshot)
-        target = self.backend.find_volume_target(aname)
-        if target is not None:
-            return aname, target, self._export_view(name, target, aname)
-        export = {"name": name, "target": iqn, "lun": self.backend.export_lun,
-                  "portals": self._portals(), "chap_user": None,
-                  "chap_password": None}
-        if self.config.chap_enabled:
-            export.update(chap_user=self.config.chap_user,
-                          chap_password=self._chap_password(iqn))
-        return aname, None, export
-
-    def exported_size(self, name, snapshot=None):
-        """Bytes of ``name``, or of its ``snapshot`` as it was taken (the
-        size of the clone that exposes it, made by attaching it)."""
-        if snapshot is None:
-            return self._get_volume(name).size
-        aname, _ = self._export_names(name, snapshot)
-        try:
-            return self.backend.get_volume(aname).size
-        except errors.NotFound:
-            raise errors.NotFound(f"snapshot {snapshot!r} of volume {name!r} "
-                                  "is not attached") from None
-
-    def volume_path(self, name, transport, snapshot=None):
-        """Where ``name`` is (or will be once attached) on this node."""
-        self._get_volume(name)
-        return {"name": name, "snapshot": snapshot,
-                "path": transport.path(self._properties_for(name, snapshot))}
-
-    def rescan_volume(self, name, transport):
-        """Let this node see ``name``'s current size, if attached here."""
-        transport.extend(self._properties_for(name))
-
-    def _addresses(self):
-        """The appliance's data addresses: iSCSI portals, NFS servers."""
-        return (self.config.data_addresses or self.config.rest_api_addresses
-                or ("127.0.0.1",))
-
-    def _portals(self):
-        return [f"{address}:{self.config.target_port}"
-                for address in self._addresses()]
-
-    def _nfs_exports(self, share_path):
-        """``ADDR:/<pool>/<nas volume>`` of a share, one per address."""
-        return [f"{address}:/{share_path}" for address in self._addresses()]
-
-    # NAS volumes and shares -----------------------------------------------
-    def _nas_view(self, info):
-        return {"name": info.name, "quota": info.quota, "used": info.used,
-                "reservation": info.reservation, "creation": info.creation}
-
-    def list_nas_volumes(self):
-        return [self._nas_view(i) for i in self.backend.list_nas_volumes()]
-
-    def nas_volume(self, name):
-        naming.validate_nas_volume_name(name)
-        try:
-            return self._nas_view(self.backend.get_nas_volume(name))
-        except errors.NotFound:
-            raise errors.NotFound(f"NAS volume {name!r} not found") from None
-
-    def create_nas_volume(self, name, size):
-        naming.validate_nas_volume_name(name)
-        size = parse_size(size)
-        try:
-            self.backend.create_nas_volume(name, size)
-        except errors.AlreadyExists:
-            raise errors.AlreadyExists(
-                f"a volume named {name!r} already exists in pool "
-                f"{self.config.pool}") from None
-        return self.nas_volume(name)
-
-    def delete_nas_volume(self, name):
-        self.nas_volume(name)
-        path = f"{self.config.pool}/{name}"
-        for share in self.backend.list_shares():
-            if share.path == path:
-                self.backend.delete_share(share.name)
-        self.backend.delete_nas_volume(name)
-
-    def _share_view(self, share):
-        _, _, volume = share.path.partition("/")
-        return {"name": share.name, "nas_volume": volume, "path": share.path,
-                "active": share.active, "nfs": share.nfs,
-                "exports": self._nfs_exports(share.path)}
-
-    def list_shares(self):
-        prefix = f"{self.config.pool}/"
-        return [self._share_view(s) for s in self.backend.list_shares()
-                if s.path.startswith(prefix)]
-
-    def _find_share(self, name):
-        path = f"{self.config.pool}/{name}"
-        for share in self.backend.list_shares():
-            if share.path == path:
-                return share
-        return None
-
-    def share(self, name):
-        self.nas_volume(name)
-        share = self._find_share(name)
-        if share is None:
-            raise errors.NotFound(f"NAS volume {name!r} is not shared")
-        return self._share_view(share)
-
-    def create_share(self, name):
-        """Share NAS volume ``name`` over NFS; an existing share is kept."""
-        self.nas_volume(name)
-        share = self._find_share(name)
-        if share is None:
-            self.backend.create_share(name, f"{self.config.pool}/{name}")
-        return self.share(name)
-
-    def attach_nas_volume(self, name, mountpoint, transport):
-        """Share NAS volume ``name`` (if not yet) and mount it here."""
-        share = self.create_share(name)
-        properties = {"export": share["exports"][0],
-                      "exports": share["exports"], "mountpoint": mountpoint}
-        with Waiting(f"mounting {share['exports'][0]} at {mountpoint}"):
-            path = transport.connect(properties)
-        return {"name": name, "path": path, "export": share["exports"][0],
-                "transport": type(transport).__name__}
-
-    def detach_nas_volume(self, name, mountpoint, transport):
-        """Unmount ``name`` here; the share stays for the other nodes."""
-        naming.validate_nas_volume_name(name)
-        exports = self._nfs_exports(f"{self.config.pool}/{name}")
-        transport.disconnect({"export": exports[0], "exports": exports,
-                              "mountpoint": mountpoint})
-
-    def delete_share(self, name):
-        """Stop sharing ``name``; nothing to do if it is not shared."""
-        self.nas_volume(name)
-        share = self._find_share(name)
-        if share is not None:
-            self.backend.delete_share(share.name)

@@ -15,7 +15,13 @@ from jdss import drivers
 from jdss.storage import Storage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BACKENDS = ["fake", "joviandss"]
+#: the fake, and the REST backend against the emulator answering as newer
+#: and as older appliance firmware: one contract, identical expectations
+BACKENDS = ["fake", "joviandss", "joviandss-older"]
+#: emulator options of each REST backend parameter
+FIRMWARES = {"joviandss": {"firmware": "newer"},
+             "joviandss-older": {"firmware": "older",
+                                 "no_vip_portals": True}}
 
 
 def write_config(path, **values):
@@ -44,20 +50,29 @@ def tls_cert(tmp_path_factory):
 
 
 @pytest.fixture
-def emulator(tmp_path, tls_cert):
+def emulator_options():
+    """Options of the ``emulator`` fixture (override to change them)."""
+    return {}
+
+
+@pytest.fixture
+def emulator(tmp_path, tls_cert, emulator_options):
     """A jdss-emulator over HTTPS on 127.0.0.1 with pools Pool-0, Pool-1."""
     from tests.emulator import Emulator
-    running = Emulator(str(tmp_path), *tls_cert)
+    running = Emulator(str(tmp_path), *tls_cert, **emulator_options)
     yield running
     running.stop()
 
 
 @pytest.fixture(params=BACKENDS)
-def make_storage(request, tmp_path):
+def make_storage(request, tmp_path, tls_cert):
     """Factory of :class:`Storage` objects on the parametrised backend."""
     remote = None
-    if request.param == "joviandss":
-        remote = request.getfixturevalue("emulator")
+    if request.param in FIRMWARES:
+        from tests.emulator import Emulator
+        remote = Emulator(str(tmp_path), *tls_cert,
+                          **FIRMWARES[request.param])
+        request.addfinalizer(remote.stop)
 
     def make(**values):
         values.setdefault("fake_pool_size", "100G")

@@ -33,7 +33,9 @@ class Emulator:
 
     def __init__(self, directory, cert=None, key=None, listens=None,
                  pools=("Pool-0", "Pool-1"), pool_size=100 << 30,
-                 plain_http=False, port=None, max_per_page=None):
+                 plain_http=False, port=None, max_per_page=None,
+                 firmware="newer", vips=(), no_vip_portals=False,
+                 snapshot_order="created", tgt_portal=None):
         self.directory = directory
         self.state_dir = os.path.join(directory, "emulator-state")
         os.makedirs(self.state_dir, exist_ok=True)
@@ -57,6 +59,16 @@ class Emulator:
             command += ["--listen", f"{address}:{self.port}"]
         if max_per_page:
             command += ["--max-per-page", str(max_per_page)]
+        command += ["--firmware", firmware, "--snapshot-order",
+                    snapshot_order]
+        for vip in vips:
+            command += ["--vip", vip]
+        if no_vip_portals:
+            command.append("--no-vip-portals")
+        self.tgt_portal = tgt_portal
+        if tgt_portal:
+            command += ["--tgt-portal", tgt_portal]
+        self.firmware = firmware
         if plain_http:
             command.append("--plain-http")
         elif cert:

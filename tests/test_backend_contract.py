@@ -212,7 +212,7 @@ def test_export_as_target(storage):
     with pytest.raises(errors.NotFound, match="not exported"):
         storage.target("vm-100-disk-0")
     export = storage.create_target("vm-100-disk-0")
-    assert export["target"] == "iqn.2021-10.iscsi:vm-100-disk-0"
+    assert export["target"] == "iqn.2021-10.iscsi:pool-0:vm-100-disk-0"
     assert export["lun"] == 0
     assert export["portals"] == ["127.0.0.1:3260"]
     assert export["chap_user"] is None
@@ -235,7 +235,7 @@ def test_export_portals_follow_config(make_storage):
     storage.create_volume("Odd_Name", "1G")
     export = storage.create_target("Odd_Name")
     assert export["portals"] == ["127.0.0.1:3261", "127.0.0.2:3261"]
-    assert export["target"].startswith("iqn.2000-01.t:vh:")
+    assert export["target"].startswith("iqn.2000-01.t:pool-0:vh:")
 
 
 def test_export_with_chap(make_storage, tmp_path):
@@ -291,3 +291,43 @@ def test_pools_do_not_see_each_other(make_storage):
     assert second.list_volumes() == []
     second.create_volume("v", "2G")
     assert first.volume("v")["size"] == G
+    # one volume name in two pools: two targets, never one
+    one, two = first.create_target("v"), second.create_target("v")
+    assert one["target"] != two["target"]
+    assert first.backend.target_luns(one["target"]) == {"v_v": 0}
+    assert second.backend.target_luns(two["target"]) == {"v_v": 0}
+
+
+def test_sizes_past_the_largest_volume_after_rounding(storage):
+    from jdss.sizes import MAX_SIZE
+    with pytest.raises(errors.InvalidInput, match="rounded up"):
+        storage.create_volume("v", MAX_SIZE, block_size="1M")
+    storage.create_volume("v", "1G")
+    with pytest.raises(errors.InvalidInput, match="rounded up"):
+        storage.resize_volume("v", MAX_SIZE)
+    assert [v["size"] for v in storage.list_volumes()] == [G]
+
+
+def test_clones_get_their_provisioning(storage):
+    storage.create_volume("src", "4G", thin=True)
+    storage.create_snapshot("src", "s1")
+    thick = storage.clone_volume("src", "thick", snapshot="s1", thin=False)
+    thin = storage.clone_volume("src", "thin", snapshot="s1", thin=True)
+    assert (thick["thin"], thin["thin"]) == (False, True)
+    assert storage.pool()["used"] == 4 * G
+
+
+def test_a_clone_that_cannot_get_its_provisioning_is_removed(storage,
+                                                             monkeypatch):
+    storage.create_volume("src", "4G", thin=True)
+
+    def refuse(name, sparse):
+        raise errors.NoSpace("New zvol size exceeds available space")
+
+    monkeypatch.setattr(storage.backend, "set_provisioning", refuse)
+    with pytest.raises(errors.NoSpace, match="'copy' could not be made "
+                                             "thick, so it was removed"):
+        storage.clone_volume("src", "copy", thin=False)
+    assert [v["name"] for v in storage.list_volumes()] == ["src"]
+    monkeypatch.undo()
+    storage.delete_volume("src")          # no hidden snapshot was left

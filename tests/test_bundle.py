@@ -65,10 +65,10 @@ def bundle(node, emulator, tls_cert, tmp_path):
         f"user_password {PW_FILE_SECRETS[1]}\n")
     key = (pve / "priv" / "k.chap").read_text().strip()
     target_password = chap.target_password(
-        key.encode(), "iqn.2021-10.iscsi:vm-100-disk-0")
+        key.encode(), "iqn.2021-10.iscsi:pool-0:vm-100-disk-0")
     # tools that print what they should not
     script(node.bin / "iscsiadm",
-           "echo 'tcp: [1] 127.0.0.1:3260,1 iqn.2021-10.iscsi:vm-100-disk-0'"
+           "echo 'tcp: [1] 127.0.0.1:3260,1 iqn.2021-10.iscsi:pool-0:vm-100-disk-0'"
            f"\necho 'node.session.auth.password = {target_password}'\n")
     script(node.bin / "journalctl",
            f"echo '2026-12-01T10:00:00 node pvedaemon[1]: jdss login "
@@ -124,9 +124,9 @@ def test_the_bundle_carries_what_support_needs(bundle):
     pool = json.loads(found["rest/jdss-Pool-0/pool.json"])
     assert pool["name"] == "Pool-0"
     targets = json.loads(found["rest/jdss-Pool-0/targets.json"])
-    assert [t["name"] for t in targets] == ["iqn.2021-10.iscsi:vm-100-disk-0"]
+    assert [t["name"] for t in targets] == ["iqn.2021-10.iscsi:pool-0:vm-100-disk-0"]
     sessions = found["commands/iscsiadm-session.txt"]
-    assert "iqn.2021-10.iscsi:vm-100-disk-0" in sessions
+    assert "iqn.2021-10.iscsi:pool-0:vm-100-disk-0" in sessions
     assert "node.session.auth.password = ***" in sessions
     assert found["journal.txt"] == \
         "2026-12-01T10:00:00 node pvedaemon[1]: jdss login ***\n"

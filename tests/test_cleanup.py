@@ -45,7 +45,8 @@ def test_cleanup_removes_only_leftovers(storage):
         ["s1"]
     assert storage.target("vm-100-disk-0")["lun"] == 0
     targets = {t.name for t in storage.backend.list_targets()}
-    assert targets == {PREFIX + "vm-100-disk-0", "iqn.2000-01.other:keep"}
+    assert targets == {storage.iqn("vm-100-disk-0"),
+                       "iqn.2000-01.other:keep"}
 
 
 def test_leftovers_in_use_are_kept(storage, monkeypatch):
@@ -64,3 +65,24 @@ def test_cleanup_command(cli):
     assert cli("volume", "create", "v", "--size", "1G").code == 0
     assert cli("cleanup", "--dry-run", "-f", "json").json() == []
     assert cli("cleanup", "-f", "json").json() == []
+
+
+def test_a_shared_target_keeps_everything_but_the_leftover(storage):
+    """A leftover exported through a target that also exports a volume in
+    use (the original plugin's per-guest targets): only its LUN goes."""
+    backend = storage.backend
+    storage.create_volume("vm-100-disk-0", "1G")
+    storage.create_snapshot("vm-100-disk-0", "s1")
+    se_clone = naming.snapshot_clone_name("vm-100-disk-0", "s1")
+    backend.clone_volume("v_vm-100-disk-0", "s_s1", se_clone, sparse=True,
+                         readonly=True)
+    group = PREFIX + "vm-100-0"
+    backend.create_target(group, False)
+    backend.add_lun(group, "v_vm-100-disk-0", 0)
+    backend.add_lun(group, se_clone, 1)
+    done = cleanup.remove(storage, cleanup.find(storage))
+    assert [(i["name"], i["action"]) for i in done] == [(se_clone,
+                                                         "removed")]
+    assert backend.target_luns(group) == {"v_vm-100-disk-0": 0}
+    assert storage.target("vm-100-disk-0")["target"] == group
+    assert se_clone not in {v.name for v in backend.list_volumes()}

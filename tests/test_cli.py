@@ -36,7 +36,7 @@ def test_lifecycle_in_process(cli):
                   "-f", "json").json()
     assert renamed["name"] == "vm-102-disk-0"
     export = cli("target", "create", "vm-100-disk-0", "-f", "json").json()
-    assert export["target"] == "iqn.2021-10.iscsi:vm-100-disk-0"
+    assert export["target"] == "iqn.2021-10.iscsi:pool-0:vm-100-disk-0"
     assert cli("target", "show", "vm-100-disk-0", "-f", "json").json() == \
         export
     assert cli("target", "delete", "vm-100-disk-0").code == 0

@@ -114,7 +114,7 @@ def test_third_party_transport_is_selectable(example_site, tmp_path):
     attached = _run(example_site, config, "--set", "transport=example",
                     "volume", "attach", "v", "-f", "value", "-c", "path")
     assert attached.returncode == 0, attached.stderr
-    assert attached.stdout.strip() == "example://iqn.2021-10.iscsi:v/0"
+    assert attached.stdout.strip() == "example://iqn.2021-10.iscsi:pool-0:v/0"
     unknown = _run(example_site, config, "--set", "transport=nosuch",
                    "volume", "attach", "v")
     assert unknown.returncode == ConfigError.exit_code

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from hypothesis import given, strategies as st
 
@@ -84,3 +86,36 @@ def test_target_suffix_is_a_valid_iqn_part():
     assert odd.startswith("vh:") and odd == odd.lower()
     assert naming.target_suffix("vh-abc") == "vh-abc"
     assert naming.target_suffix("VM_100") != naming.target_suffix("VM_101")
+
+
+def test_target_names_hold_the_pool():
+    first = naming.target_name("iqn.2021-10.iscsi:", "Pool-0", "vm-1-disk-0")
+    assert first == "iqn.2021-10.iscsi:pool-0:vm-1-disk-0"
+    assert naming.target_name("iqn.2021-10.iscsi:", "Pool-1",
+                              "vm-1-disk-0") != first
+    assert naming.target_name("iqn.2021-10.iscsi:", "Pool_X.1",
+                              "vm-1-disk-0") == \
+        "iqn.2021-10.iscsi:pool-x.1:vm-1-disk-0"
+
+
+@given(st.text(alphabet="abcdefghij.-_:+", min_size=1, max_size=255).filter(
+    lambda s: s[0].isalpha()))
+def test_long_target_names_are_cut_deterministically(name):
+    iqn = naming.target_name("iqn.2021-10.iscsi:", "Pool-0", name)
+    assert len(iqn.encode()) <= naming.MAX_IQN
+    assert iqn == naming.target_name("iqn.2021-10.iscsi:", "Pool-0", name)
+    assert re.match(r"^iqn\.2021-10\.iscsi:pool-0:[a-z0-9.:-]+$", iqn)
+
+
+def test_cut_target_names_stay_apart():
+    long = "vm-100-disk-" + "0" * 250
+    names = {naming.target_name("iqn.2021-10.iscsi:", "Pool-0", long + c)
+             for c in "abc"}
+    assert len(names) == 3
+    assert all(len(n) == naming.MAX_IQN for n in names)
+
+
+def test_a_target_prefix_leaving_no_room_is_refused():
+    from jdss.errors import ConfigError
+    with pytest.raises(ConfigError, match="target_prefix"):
+        naming.target_name("iqn.2021-10.x:" + "a" * 220, "Pool-0", "v")

@@ -71,7 +71,7 @@ def test_snapshot_clone_and_rollback_keep_the_right_bytes(tgt_config):
     port = tgt_config.read_text().split("fake_tgt_portal: 127.0.0.1:")[1]
     port = port.split()[0]
     assert url == (f"iscsi://127.0.0.1:{port}/"
-                   "iqn.2021-10.iscsi:vm-100-disk-0/1")
+                   "iqn.2021-10.iscsi:pool-0:vm-100-disk-0/1")
     assert attach(tgt_config, "vm-100-disk-0") == url       # idempotent
 
     assert qemu_io(url, f"write -P 0x41 0 {MB}").returncode == 0
@@ -93,8 +93,8 @@ def test_snapshot_clone_and_rollback_keep_the_right_bytes(tgt_config):
 
     listed = subprocess.run(["iscsi-ls", "-s", url.rsplit("/", 2)[0]],
                             capture_output=True, text=True, timeout=60)
-    assert "iqn.2021-10.iscsi:vm-100-disk-0" in listed.stdout
-    assert "iqn.2021-10.iscsi:vm-101-disk-0" in listed.stdout
+    assert "iqn.2021-10.iscsi:pool-0:vm-100-disk-0" in listed.stdout
+    assert "iqn.2021-10.iscsi:pool-0:vm-101-disk-0" in listed.stdout
 
     jdss(tgt_config, "volume", "detach", "vm-100-disk-0", "--snapshot", "s1")
     jdss(tgt_config, "volume", "detach", "vm-100-disk-0", "--snapshot", "s1")
@@ -149,7 +149,7 @@ def test_detach_keeps_export_another_initiator_still_uses(tgt_config):
         portal = tgt_config.read_text().split("fake_tgt_portal: ")[1].split()[0]
         mirror = TgtMirror(portal, "", "Pool-0")
         for _ in range(50):              # until tgtd lists the session
-            sessions = mirror.sessions("iqn.2021-10.iscsi:vm-400-disk-0")
+            sessions = mirror.sessions("iqn.2021-10.iscsi:pool-0:vm-400-disk-0")
             if sessions:
                 break
             time.sleep(0.1)

@@ -63,7 +63,7 @@ def test_single_path_attach_and_detach(tmp_path, monkeypatch):
     attached = storage.attach_volume("vm-100-disk-0", transport)
     assert attached["path"] == "/dev/sda"
     assert list(node.sessions.values()) == [
-        ("127.0.0.1:3260", "iqn.2021-10.iscsi:vm-100-disk-0")]
+        ("127.0.0.1:3260", "iqn.2021-10.iscsi:pool-0:vm-100-disk-0")]
     again = storage.attach_volume("vm-100-disk-0", transport)
     assert again["path"] == "/dev/sda" and len(logins(node)) == 1
     storage.detach_volume("vm-100-disk-0", transport)
@@ -78,7 +78,7 @@ def test_login_timeout_leaves_nothing(tmp_path, monkeypatch):
         tmp_path, monkeypatch, node_args={"down": {"127.0.0.1:3260"}})
     with pytest.raises(errors.AttachFailed) as info:
         storage.attach_volume("vm-100-disk-0", transport)
-    assert "iqn.2021-10.iscsi:vm-100-disk-0" in str(info.value)
+    assert "iqn.2021-10.iscsi:pool-0:vm-100-disk-0" in str(info.value)
     assert "127.0.0.1:3260" in str(info.value)
     assert node.sessions == {} and node.nodes == {}
     with pytest.raises(errors.NotFound, match="not exported"):
@@ -113,14 +113,14 @@ def test_single_path_fails_over_to_the_next_portal(tmp_path, monkeypatch):
     attached = storage.attach_volume("vm-100-disk-0", transport)
     assert attached["path"] == "/dev/sda"
     assert [p for p, _ in node.sessions.values()] == ["127.0.0.3:3260"]
-    assert ("127.0.0.2:3260", "iqn.2021-10.iscsi:vm-100-disk-0") \
+    assert ("127.0.0.2:3260", "iqn.2021-10.iscsi:pool-0:vm-100-disk-0") \
         not in node.nodes
 
 
 def test_stale_session_from_a_crash_is_reused(tmp_path, monkeypatch):
     storage, transport, node = make(tmp_path, monkeypatch)
     node.leave_stale_session("127.0.0.1:3260",
-                             "iqn.2021-10.iscsi:vm-100-disk-0", [0])
+                             "iqn.2021-10.iscsi:pool-0:vm-100-disk-0", [0])
     attached = storage.attach_volume("vm-100-disk-0", transport)
     assert attached["path"] == "/dev/sda"
     assert logins(node) == [] and len(node.sessions) == 1
@@ -134,7 +134,7 @@ def test_multipath_joins_one_path_per_address(tmp_path, monkeypatch):
         rest_api_addresses=["127.0.0.2", "127.0.0.3"], multipath=True)
     transport.conf_files = ()
     attached = storage.attach_volume("vm-100-disk-0", transport)
-    wwid = Node.wwid("iqn.2021-10.iscsi:vm-100-disk-0", 0)
+    wwid = Node.wwid("iqn.2021-10.iscsi:pool-0:vm-100-disk-0", 0)
     assert attached["path"] == f"/dev/mapper/{wwid}"
     assert sorted(p for p, _ in node.sessions.values()) == \
         ["127.0.0.2:3260", "127.0.0.3:3260"]

@@ -6,7 +6,19 @@ raises only :class:`jdss.errors.JdssError` subclasses.
 """
 
 import abc
+import contextlib
 from dataclasses import dataclass, field
+
+from jdss import errors
+
+
+class RollbackChanged(errors.RollbackBlocked):
+    """What a rollback would destroy is not what the caller accepted;
+    ``found`` is the appliance's count ``(snapshots, clones)`` now."""
+
+    def __init__(self, message, found):
+        super().__init__(message)
+        self.found = tuple(found)
 
 
 @dataclass
@@ -19,7 +31,6 @@ class PoolInfo:
     id: str = None
 
 
-
 @dataclass
 class VolumeInfo:
     name: str
@@ -30,17 +41,17 @@ class VolumeInfo:
     origin: tuple = None          # (volume, snapshot) for a clone
     creation: int = 0
     readonly: bool = False
+    scsi_id: str = None           # the SCSI id a LUN of it gets
 
 
 @dataclass
 class SnapshotInfo:
     name: str
     volume: str
-    creation: float
+    creation: float               # epoch seconds (whole seconds on ZFS)
     used: int = 0
-    clones: list = field(default_factory=list)
-    size: int = None              # volsize when taken, where told
-    guid: str = None
+    guid: str = None              # ZFS guid, where the firmware tells it
+    size: int = None              # volsize when taken, where it tells it
 
 
 @dataclass
@@ -50,6 +61,8 @@ class TargetInfo:
     chap: bool = False
     luns: dict = field(default_factory=dict)    # volume -> LUN id
     users: dict = field(default_factory=dict)   # CHAP user -> password
+    vips: list = None             # VIP names it is bound to; None: unknown
+    scsi_ids: dict = field(default_factory=dict)  # volume -> SCSI id
 
 
 @dataclass
@@ -67,6 +80,7 @@ class ShareInfo:
     path: str                     # <pool>/<nas volume>
     active: bool = True
     nfs: bool = True
+    real_path: str = None         # the export path on the appliance
 
 
 class Backend(abc.ABC):
@@ -78,6 +92,12 @@ class Backend(abc.ABC):
     def __init__(self, config):
         self.config = config
         self.pool = config.pool
+
+    def changing(self):
+        """Context of an operation that changes the pool; a backend that
+        can be unreachable for a while (an HA failover) keeps retrying
+        within it."""
+        return contextlib.nullcontext()
 
     # pool
     @abc.abstractmethod
@@ -123,12 +143,38 @@ class Backend(abc.ABC):
         """Delete a snapshot without clones."""
 
     @abc.abstractmethod
-    def rollback_snapshot(self, volume, snapshot):
-        """Roll back to ``snapshot``, destroying newer snapshots."""
+    def get_snapshot(self, volume, snapshot):
+        """Return :class:`SnapshotInfo` of ``volume@snapshot``."""
+
+    @abc.abstractmethod
+    def snapshot_clones(self, volume, snapshot):
+        """Names of the volumes cloned from ``volume@snapshot``."""
+
+    @abc.abstractmethod
+    def rollback_check(self, volume, snapshot):
+        """The appliance's own count of what a rollback to ``snapshot``
+        destroys: ``(newer snapshots, their clones)``."""
+
+    @abc.abstractmethod
+    def rollback_snapshot(self, volume, snapshot, expect):
+        """Roll back to ``snapshot``, destroying newer snapshots.
+
+        ``expect`` is the :meth:`rollback_check` answer the caller
+        accepted; an attempt whose outcome was lost is sent again only
+        while the check still gives it.
+        """
 
     @abc.abstractmethod
     def clone_volume(self, source, snapshot, name, sparse, readonly=False):
         """Create volume ``name`` from ``source@snapshot``."""
+
+    @abc.abstractmethod
+    def set_provisioning(self, name, sparse):
+        """Make volume ``name`` thin (``sparse``) or thick."""
+
+    def list_vips(self):
+        """The pool's virtual IPs: ``[{"name", "address"}]``."""
+        return []
 
     # iSCSI targets
     @abc.abstractmethod
@@ -152,8 +198,14 @@ class Backend(abc.ABC):
         return self.get_target(iqn).luns
 
     @abc.abstractmethod
-    def create_target(self, iqn, chap):
-        """Create an active target; ``chap`` requires CHAP logins."""
+    def create_target(self, iqn, chap, vips=()):
+        """Create an active target; ``chap`` requires CHAP logins; with
+        ``vips`` it is offered only on those virtual IPs."""
+
+    @abc.abstractmethod
+    def set_target(self, iqn, chap=None, vips=None):
+        """Change a target's CHAP requirement and VIP binding (None:
+        leave as it is)."""
 
     @abc.abstractmethod
     def delete_target(self, iqn):
@@ -161,7 +213,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def add_lun(self, iqn, volume, lun):
-        """Export ``volume`` as LUN ``lun`` of target ``iqn``."""
+        """Export ``volume`` as LUN ``lun`` of target ``iqn``; returns the
+        LUN's SCSI id when the appliance's answer tells it, else None."""
 
     @abc.abstractmethod
     def delete_lun(self, iqn, volume):
@@ -174,6 +227,15 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def add_chap_user(self, iqn, user, password):
         """Allow CHAP user ``user`` on target ``iqn``."""
+
+    @abc.abstractmethod
+    def delete_chap_user(self, iqn, user):
+        """Stop allowing CHAP user ``user`` on target ``iqn``."""
+
+    @abc.abstractmethod
+    def target_users(self, iqn):
+        """CHAP users of target ``iqn``: ``{name: password or None}``
+        (None where the appliance does not tell the password)."""
 
     # NAS volumes and NFS shares
     @abc.abstractmethod
@@ -191,6 +253,26 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def delete_nas_volume(self, name):
         """Delete a NAS volume."""
+
+    @abc.abstractmethod
+    def list_nas_snapshots(self, name):
+        """Snapshots of NAS volume ``name`` as :class:`SnapshotInfo`."""
+
+    @abc.abstractmethod
+    def create_nas_snapshot(self, name, snapshot):
+        """Snapshot NAS volume ``name``."""
+
+    @abc.abstractmethod
+    def delete_nas_snapshot(self, name, snapshot):
+        """Delete a NAS snapshot without clones."""
+
+    @abc.abstractmethod
+    def create_nas_clone(self, name, snapshot, clone):
+        """Create NAS volume ``clone`` from ``name@snapshot``."""
+
+    @abc.abstractmethod
+    def delete_nas_clone(self, name, snapshot, clone):
+        """Delete NAS volume ``clone`` made from ``name@snapshot``."""
 
     @abc.abstractmethod
     def list_shares(self):

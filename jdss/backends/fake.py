@@ -5,12 +5,10 @@ emulator serves over HTTPS, persisted in ``fake_state_dir``, and maps the
 model's appliance errors exactly as the REST backend maps the appliance's.
 """
 
-import contextlib
-import copy
 import functools
 
 from jdss.backends import appliance
-from jdss.backends.base import Backend
+from jdss.backends.base import Backend, RollbackChanged
 from jdss.backends.store import StateStore
 
 
@@ -30,30 +28,19 @@ class FakeBackend(Backend):
 
     def __init__(self, config):
         super().__init__(config)
-        self.store = StateStore(config.state_dir, config.pool,
-                                config.fake_pool_size)
-        self.tgt = None
+        mirror = None
         if config.fake_tgt_portal:
             from jdss.backends.tgt import TgtMirror
-            self.tgt = TgtMirror(config.fake_tgt_portal, config.state_dir,
-                                 config.pool)
-            self.export_lun = 1
+            mirror = TgtMirror(config.fake_tgt_portal, config.state_dir,
+                               config.pool)
+            self.export_lun = 1            # tgt's controller holds LUN 0
+        self.tgt = mirror
+        self.store = StateStore(config.state_dir, config.pool,
+                                config.fake_pool_size, mirror=mirror)
 
-    @contextlib.contextmanager
     def _change(self):
-        """A model transaction; then tgtd follows the committed targets."""
-        with self.store.transaction() as model:
-            yield model
-            if self.tgt is None:
-                return
-            targets = copy.deepcopy(model.targets)
-            readonly = {name for name, volume in model.volumes.items()
-                        if volume.get("readonly")}
-        self.tgt.sync(targets, readonly)
-
-    def _data(self, operation, *args):
-        if self.tgt is not None:
-            getattr(self.tgt, operation)(*args)
+        """A model transaction; tgtd follows what it commits."""
+        return self.store.transaction()
 
     @_translated
     def get_pool(self):
@@ -74,72 +61,84 @@ class FakeBackend(Backend):
     def create_volume(self, name, size, sparse, block_size):
         with self._change() as model:
             model.create_volume(name, size, sparse, block_size)
-            self._data("create", name, int(size))
 
     @_translated
     def delete_volume(self, name, recursive=False):
         with self._change() as model:
-            snaps = list(model.volumes.get(name, {}).get("snapshots", ()))
             model.delete_volume(name, recursively_children=recursive)
-            for snap in [None] + snaps:
-                self._data("remove", name, snap)
 
     @_translated
     def resize_volume(self, name, size):
         with self._change() as model:
             model.resize_volume(name, size)
-            self._data("resize", name, int(size))
 
     @_translated
     def rename_volume(self, name, new_name):
         with self._change() as model:
             model.rename_volume(name, new_name)
-            self._data("rename", name, new_name,
-                       list(model.volumes[new_name]["snapshots"]))
 
     @_translated
     def list_snapshots(self, volume):
         with self.store.read() as model:
-            return [appliance.snapshot_info(volume, r)
-                    for r in model.snapshot_records(volume)]
+            infos = [appliance.snapshot_info(volume, r)
+                     for r in model.snapshot_records(volume)]
+        return sorted(infos, key=lambda info: info.creation)
+
+    @_translated
+    def get_snapshot(self, volume, snapshot):
+        with self.store.read() as model:
+            return appliance.snapshot_info(
+                volume, model.snapshot_record(volume, snapshot))
+
+    @_translated
+    def snapshot_clones(self, volume, snapshot):
+        with self.store.read() as model:
+            return appliance.clone_names(
+                model.clone_records(volume, snapshot))
 
     @_translated
     def create_snapshot(self, volume, snapshot):
         with self._change() as model:
             model.create_snapshot(volume, snapshot)
-            self._data("snapshot", volume, snapshot)
 
     @_translated
     def delete_snapshot(self, volume, snapshot):
         with self._change() as model:
             model.delete_snapshot(volume, snapshot)
-            self._data("remove", volume, snapshot)
 
     @_translated
-    def rollback_snapshot(self, volume, snapshot):
+    def rollback_check(self, volume, snapshot):
+        with self.store.read() as model:
+            record = model.rollback_record(volume, snapshot)
+        return record["snapshots"], record["clones"]
+
+    @_translated
+    def rollback_snapshot(self, volume, snapshot, expect):
+        # check and rollback in one transaction: nothing can come between
         with self._change() as model:
-            before = set(model.volumes)
-            newer = model._newer(volume, snapshot) \
-                if volume in model.volumes else []
+            record = model.rollback_record(volume, snapshot)
+            found = (record["snapshots"], record["clones"])
+            if found != tuple(expect):
+                raise RollbackChanged(
+                    f"rollback of {volume} to {snapshot} would now destroy "
+                    f"{found[0]} snapshots and {found[1]} clones", found)
             model.rollback(volume, snapshot)
-            self._data("rollback", volume, snapshot)
-            for snap in newer:
-                self._data("remove", volume, snap)
-            for gone in before - set(model.volumes):
-                self._data("remove", gone)
 
     @_translated
     def clone_volume(self, source, snapshot, name, sparse, readonly=False):
         with self._change() as model:
             model.clone(source, snapshot, name, sparse, readonly)
-            self._data("clone", source, snapshot, name,
-                       model.volumes[name]["volsize"])
+
+    @_translated
+    def set_provisioning(self, name, sparse):
+        with self._change() as model:
+            model.set_provisioning(name, "thin" if sparse else "thick")
 
     @staticmethod
     def _target(model, iqn):
-        return appliance.target_info(model.target_record(iqn),
-                                     model.lun_records(iqn),
-                                     model.user_records(iqn))
+        return appliance.target_info(
+            model.target_record(iqn), model.lun_records(iqn),
+            appliance.users(model.user_records(iqn)))
 
     @_translated
     def list_targets(self):
@@ -154,13 +153,31 @@ class FakeBackend(Backend):
     @_translated
     def find_volume_target(self, volume):
         with self.store.read() as model:
-            owners = model.lun_owner(volume)
-            return self._target(model, owners[0]["name"]) if owners else None
+            for owner in model.lun_owner(volume):
+                _, iqn, _, _, _ = appliance.lun_owner(owner)
+                return self._target(model, iqn)
+            return None
 
     @_translated
-    def create_target(self, iqn, chap):
+    def create_target(self, iqn, chap, vips=()):
+        fields = {}
+        if vips:
+            fields["vip_allowed_portals"] = {"enabled": True,
+                                             "assigned_vips": list(vips)}
         with self._change() as model:
-            model.create_target(iqn, active=True, incoming_users_active=chap)
+            model.create_target(iqn, active=True, incoming_users_active=chap,
+                                **fields)
+
+    @_translated
+    def set_target(self, iqn, chap=None, vips=None):
+        fields = {}
+        if chap is not None:
+            fields["incoming_users_active"] = bool(chap)
+        if vips is not None:
+            fields["vip_allowed_portals"] = {"enabled": bool(vips),
+                                             "assigned_vips": list(vips)}
+        with self._change() as model:
+            model.update_target(iqn, **fields)
 
     @_translated
     def delete_target(self, iqn):
@@ -171,6 +188,7 @@ class FakeBackend(Backend):
     def add_lun(self, iqn, volume, lun):
         with self._change() as model:
             model.add_lun(iqn, volume, lun)
+            return model.lun_record(iqn, volume)["scsi_id"]
 
     @_translated
     def delete_lun(self, iqn, volume):
@@ -178,12 +196,25 @@ class FakeBackend(Backend):
             model.delete_lun(iqn, volume)
 
     def target_sessions(self, iqn):
-        return self.tgt.sessions(iqn) if self.tgt is not None else []
+        if self.tgt is None:
+            return []
+        return [s["initiator_name"] or s["ip"] or "?"
+                for s in self.tgt.sessions(iqn)]
 
     @_translated
     def add_chap_user(self, iqn, user, password):
         with self._change() as model:
             model.add_user(iqn, user, password)
+
+    @_translated
+    def target_users(self, iqn):
+        with self.store.read() as model:
+            return appliance.users(model.user_records(iqn))
+
+    @_translated
+    def delete_chap_user(self, iqn, user):
+        with self._change() as model:
+            model.delete_user(iqn, user)
 
     @_translated
     def list_nas_volumes(self):
@@ -205,6 +236,33 @@ class FakeBackend(Backend):
     def delete_nas_volume(self, name):
         with self.store.transaction() as model:
             model.delete_nas_volume(name)
+
+    @_translated
+    def list_nas_snapshots(self, name):
+        with self.store.read() as model:
+            infos = [appliance.snapshot_info(name, r)
+                     for r in model.nas_snapshot_records(name)]
+        return sorted(infos, key=lambda info: info.creation)
+
+    @_translated
+    def create_nas_snapshot(self, name, snapshot):
+        with self.store.transaction() as model:
+            model.create_nas_snapshot(name, snapshot)
+
+    @_translated
+    def delete_nas_snapshot(self, name, snapshot):
+        with self.store.transaction() as model:
+            model.delete_nas_snapshot(name, snapshot)
+
+    @_translated
+    def create_nas_clone(self, name, snapshot, clone):
+        with self.store.transaction() as model:
+            model.create_nas_clone(name, snapshot, clone)
+
+    @_translated
+    def delete_nas_clone(self, name, snapshot, clone):
+        with self.store.transaction() as model:
+            model.delete_nas_clone(name, snapshot, clone)
 
     @_translated
     def list_shares(self):

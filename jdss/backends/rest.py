@@ -1,15 +1,24 @@
-"""The ``joviandss`` backend: a JovianDSS appliance over its REST API."""
+"""The ``joviandss`` backend: a JovianDSS appliance over its REST API.
+
+Every answer is read as the appliance's own clients read it (see
+:mod:`jdss.backends.appliance`): lists as plain lists or pages, snapshots
+in either firmware's form, LUN owners nested or flat.
+"""
 
 import functools
+import logging
 
 from jdss import errors
 from jdss.backends import appliance
-from jdss.backends.base import Backend
+from jdss.backends.base import Backend, RollbackChanged
 from jdss.backends.rest_client import RestClient, path
 from jdss.progress import Progress
 
-PAGE_SIZE = 500
-TARGET_PAGE_SIZE = 100
+LOG = logging.getLogger(__name__)
+#: appliances are not asked for more than 100 entries a page
+PAGE_SIZE = 100
+#: the appliance's own clients page targets by 25
+TARGET_PAGE_SIZE = 25
 
 
 class JovianBackend(Backend):
@@ -18,6 +27,11 @@ class JovianBackend(Backend):
     def __init__(self, config):
         super().__init__(config)
         self.client = RestClient(config)
+        # older firmware refuses vip_allowed_portals: learnt once a process
+        self._vip_field = True
+
+    def changing(self):
+        return self.client.patient()
 
     # plumbing -------------------------------------------------------------
     def _pool_path(self, *segments):
@@ -53,9 +67,8 @@ class JovianBackend(Backend):
         with Progress(f"listing {path_.rsplit('/', 1)[-1]}",
                       unit="entries") as progress:
             while True:
-                data = self._get(f"{path_}?page={page}&per_page={per_page}")
-                batch = data.get("entries", []) if isinstance(data, dict) \
-                    else (data or [])
+                batch = appliance.entries(
+                    self._get(f"{path_}?page={page}&per_page={per_page}"))
                 fresh = [e for e in batch if e.get("name") not in seen]
                 seen.update(e.get("name") for e in fresh)
                 entries.extend(fresh)
@@ -67,6 +80,9 @@ class JovianBackend(Backend):
     # pool -----------------------------------------------------------------
     def get_pool(self):
         return appliance.pool_info(self._get(self._pool_path()))
+
+    def list_vips(self):
+        return appliance.vips(self._get(self._pool_path("vips")))
 
     # volumes --------------------------------------------------------------
     def list_volumes(self):
@@ -91,6 +107,10 @@ class JovianBackend(Backend):
         self.client.request("PUT", self._pool_path("volumes", name),
                             {"size": str(size)})
 
+    def set_provisioning(self, name, sparse):
+        self.client.request("PUT", self._pool_path("volumes", name),
+                            {"provisioning": "thin" if sparse else "thick"})
+
     def rename_volume(self, name, new_name):
         self.client.request(
             "PUT", self._pool_path("volumes", name), {"name": new_name},
@@ -99,25 +119,65 @@ class JovianBackend(Backend):
                                      self._pool_path("volumes", new_name)))
 
     # snapshots ------------------------------------------------------------
+    def _snapshot_path(self, volume, *segments):
+        return self._pool_path("volumes", volume, "snapshots", *segments)
+
     def list_snapshots(self, volume):
-        records = self._paged(self._pool_path("volumes", volume,
-                                              "snapshots"))
-        return [appliance.snapshot_info(volume, r) for r in records]
+        # the appliance promises no order: oldest first by creation time
+        infos = [appliance.snapshot_info(volume, r)
+                 for r in self._paged(self._snapshot_path(volume))]
+        return sorted(infos, key=lambda info: info.creation)
+
+    def get_snapshot(self, volume, snapshot):
+        return appliance.snapshot_info(
+            volume, self._get(self._snapshot_path(volume, snapshot)))
+
+    def snapshot_clones(self, volume, snapshot):
+        return appliance.clone_names(
+            self._get(self._snapshot_path(volume, snapshot, "clones")))
 
     def create_snapshot(self, volume, snapshot):
-        self._create(self._pool_path("volumes", volume, "snapshots"),
-                     {"snapshot_name": snapshot},
-                     self._pool_path("volumes", volume, "snapshots",
-                                     snapshot))
+        self._create(self._snapshot_path(volume), {"snapshot_name": snapshot},
+                     self._snapshot_path(volume, snapshot))
 
     def delete_snapshot(self, volume, snapshot):
-        self._delete(self._pool_path("volumes", volume, "snapshots",
-                                     snapshot))
+        self._delete(self._snapshot_path(volume, snapshot))
 
-    def rollback_snapshot(self, volume, snapshot):
-        self.client.request("POST", self._pool_path(
-            "volumes", volume, "snapshots", snapshot, "rollback"),
-            safe_to_repeat=True)
+    def rollback_check(self, volume, snapshot):
+        data = self._get(self._snapshot_path(volume, snapshot, "rollback"))
+        if not isinstance(data, dict):
+            raise errors.BackendError(f"the appliance's rollback check of "
+                                      f"{volume}@{snapshot} is unreadable: "
+                                      f"{data!r:.80}")
+        return appliance._int(data.get("snapshots")), \
+            appliance._int(data.get("clones"))
+
+    def rollback_snapshot(self, volume, snapshot, expect):
+        expect = tuple(expect)
+
+        def changed(found):
+            return RollbackChanged(
+                f"rollback of {volume} to {snapshot} would now destroy "
+                f"{found[0]} snapshots and {found[1]} clones", found)
+
+        found = self.rollback_check(volume, snapshot)
+        if found != expect:
+            raise changed(found)
+
+        def applied():
+            # outcome lost: sent again while the check still gives what was
+            # accepted (harmless when that is nothing), done once what was
+            # accepted is gone, refused if anything else changed
+            found = self.rollback_check(volume, snapshot)
+            if found == expect:
+                return False
+            if found == (0, 0):
+                return True
+            raise changed(found)
+
+        self.client.request(
+            "POST", self._snapshot_path(volume, snapshot, "rollback"),
+            safe_to_repeat=False, exists=applied)
 
     def clone_volume(self, source, snapshot, name, sparse, readonly=False):
         body = {"name": name, "snapshot": snapshot, "sparse": sparse}
@@ -134,90 +194,147 @@ class JovianBackend(Backend):
         records = self._paged(self._pool_path("san", "iscsi", "targets"),
                               TARGET_PAGE_SIZE)
         return [appliance.target_info(
-                    r, self._get(self._target_path(r["name"], "luns")) or [],
-                    []) for r in records]
+                    r, self._get(self._target_path(r["name"], "luns")), {})
+                for r in records]
 
     def get_target(self, iqn):
         record = self._get(self._target_path(iqn))
-        luns = self._get(self._target_path(iqn, "luns")) or []
-        users = []
-        if record.get("incoming_users_active"):
-            users = self._get(self._target_path(iqn, "incoming-users")) or []
+        luns = self._get(self._target_path(iqn, "luns"))
+        users = self.target_users(iqn) \
+            if record.get("incoming_users_active") else {}
         return appliance.target_info(record, luns, users)
 
     def find_volume_target(self, volume):
         owners = self._get(path("san", "iscsi", "luns")
-                           + f"?where=name=={volume}") or []
-        for owner in owners:
-            if owner.get("pool", self.pool) == self.pool:
+                           + f"?where=name=={volume}")
+        for owner in appliance.entries(owners):
+            pool, iqn, lun, record, name = appliance.lun_owner(owner)
+            if pool not in (None, self.pool) or not iqn or \
+                    name not in (None, volume):
+                continue
+            if record is None or "incoming_users_active" not in record:
                 try:
-                    record = self._get(self._target_path(owner["target"]))
+                    record = self._get(self._target_path(iqn))
                 except errors.NotFound:
                     return None
-                return appliance.target_info(
-                    record, [{"name": volume, "lun": owner.get("lun")}], [])
+            return appliance.target_info(dict(record, name=iqn),
+                                         [dict(lun, name=volume)], {})
         return None
 
     def target_luns(self, iqn):
-        luns = self._get(self._target_path(iqn, "luns")) or []
-        return {lun["name"]: int(lun.get("lun", 0)) for lun in luns}
+        return appliance.target_info(
+            {"name": iqn}, self._get(self._target_path(iqn, "luns")),
+            {}).luns
 
-    def create_target(self, iqn, chap):
-        self._create(self._pool_path("san", "iscsi", "targets"),
-                     {"name": iqn, "active": True,
-                      "incoming_users_active": chap},
+    def create_target(self, iqn, chap, vips=()):
+        body = {"name": iqn, "active": True, "incoming_users_active": chap}
+        if vips and self._vip_field:
+            try:
+                self._create(self._pool_path("san", "iscsi", "targets"),
+                             dict(body, vip_allowed_portals={
+                                 "enabled": True,
+                                 "assigned_vips": list(vips)}),
+                             self._target_path(iqn))
+                return
+            except appliance.FieldRefused as exc:
+                if "vip_allowed_portals" not in exc.fields:
+                    raise
+                LOG.info("the appliance's firmware cannot bind targets to "
+                         "virtual IPs: creating %s without", iqn)
+                self._vip_field = False
+        self._create(self._pool_path("san", "iscsi", "targets"), body,
                      self._target_path(iqn))
+
+    def set_target(self, iqn, chap=None, vips=None):
+        body = {"name": iqn}
+        if chap is not None:
+            body["incoming_users_active"] = bool(chap)
+        if vips is not None and self._vip_field:
+            body["vip_allowed_portals"] = {"enabled": bool(vips),
+                                           "assigned_vips": list(vips)}
+        if len(body) > 1:
+            self.client.request("PUT", self._target_path(iqn), body)
 
     def delete_target(self, iqn):
         self._delete(self._target_path(iqn))
 
     def add_lun(self, iqn, volume, lun):
-        self._create(self._target_path(iqn, "luns"),
-                     {"name": volume, "lun": lun},
-                     self._target_path(iqn, "luns", volume))
+        answer = self._create(self._target_path(iqn, "luns"),
+                              {"name": volume, "lun": lun},
+                              self._target_path(iqn, "luns", volume))
+        record = answer.data if isinstance(answer.data, dict) else {}
+        return record.get("scsi_id")
 
     def delete_lun(self, iqn, volume):
         self._delete(self._target_path(iqn, "luns", volume))
 
     def target_sessions(self, iqn):
         try:
-            sessions = self._get(self._target_path(iqn, "sessions")) or []
+            sessions = self._get(self._target_path(iqn, "sessions"))
         except errors.NotFound:
             return []
         return [s.get("initiator_name") or s.get("ip") or "?"
-                for s in sessions]
+                for s in appliance.entries(sessions)]
 
     def add_chap_user(self, iqn, user, password):
         users_path = self._target_path(iqn, "incoming-users")
 
         def exists():
             return any(u.get("name") == user
-                       for u in self._get(users_path) or [])
+                       for u in appliance.entries(self._get(users_path)))
 
         self.client.request("POST", users_path,
                             {"name": user, "password": password},
                             safe_to_repeat=False, exists=exists)
 
-    # NAS volumes and shares -----------------------------------------------
+    def delete_chap_user(self, iqn, user):
+        self._delete(self._target_path(iqn, "incoming-users", user))
+
+    def target_users(self, iqn):
+        return appliance.users(
+            self._get(self._target_path(iqn, "incoming-users")))
+
+    # NAS volumes, snapshots, clones and shares ----------------------------
+    def _nas_path(self, *segments):
+        return self._pool_path("nas-volumes", *segments)
+
     def list_nas_volumes(self):
         return [appliance.nas_volume_info(r)
-                for r in self._paged(self._pool_path("nas-volumes"))]
+                for r in self._paged(self._nas_path())]
 
     def get_nas_volume(self, name):
-        return appliance.nas_volume_info(
-            self._get(self._pool_path("nas-volumes", name)))
+        return appliance.nas_volume_info(self._get(self._nas_path(name)))
 
     def create_nas_volume(self, name, quota):
-        self._create(self._pool_path("nas-volumes"),
-                     {"name": name, "quota": str(quota)},
-                     self._pool_path("nas-volumes", name))
+        self._create(self._nas_path(), {"name": name, "quota": str(quota)},
+                     self._nas_path(name))
 
     def delete_nas_volume(self, name):
-        self._delete(self._pool_path("nas-volumes", name))
+        self._delete(self._nas_path(name))
+
+    def list_nas_snapshots(self, name):
+        infos = [appliance.snapshot_info(name, r)
+                 for r in self._paged(self._nas_path(name, "snapshots"))]
+        return sorted(infos, key=lambda info: info.creation)
+
+    def create_nas_snapshot(self, name, snapshot):
+        self._create(self._nas_path(name, "snapshots"), {"name": snapshot},
+                     self._nas_path(name, "snapshots", snapshot))
+
+    def delete_nas_snapshot(self, name, snapshot):
+        self._delete(self._nas_path(name, "snapshots", snapshot))
+
+    def create_nas_clone(self, name, snapshot, clone):
+        self._create(self._nas_path(name, "snapshots", snapshot, "clones"),
+                     {"name": clone}, self._nas_path(clone))
+
+    def delete_nas_clone(self, name, snapshot, clone):
+        self._delete(self._nas_path(name, "snapshots", snapshot, "clones",
+                                    clone))
 
     def list_shares(self):
         return [appliance.share_info(r)
-                for r in self._paged(path("shares"), TARGET_PAGE_SIZE)]
+                for r in self._paged(path("shares"), PAGE_SIZE)]
 
     def create_share(self, name, path_):
         self._create(path("shares"),

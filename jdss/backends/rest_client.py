@@ -4,12 +4,21 @@ One ``requests.Session`` per process (keep-alive, basic auth, TLS verified
 unless configured otherwise). Requests go to the address that answered
 last; on a connection error, a timeout, a 5xx without a valid envelope or
 an empty 200 GET the next address is tried, round after round with
-backoff, until an overall deadline. A request whose outcome is unknown
-(the connection failed after it was sent) is repeated only if it is safe:
-reads and idempotent writes always, creations only after the caller's
-check found that the object does not exist.
+backoff. A transient appliance error (its iSCSI configuration rewritten
+meanwhile, SCST busy) is sent again after a backoff.
+
+How long: a request gives up at ``rest_api_deadline``, every attempt's
+timeouts clipped to the time left (shared with the addresses still to
+try in the round, so that a hanging one leaves the others time); within
+a changing operation (see :meth:`RestClient.patient`) it keeps going
+through an HA failover of ``rest_api_failover_window`` seconds. A request
+whose outcome is unknown (the connection failed after it was sent, or a
+transient error answered it) is repeated only if it is safe: reads and
+idempotent writes always, creations only after the caller's check found
+that they did not happen.
 """
 
+import contextlib
 import json
 import logging
 import re
@@ -17,7 +26,7 @@ import time
 from urllib.parse import quote
 
 from jdss import errors
-from jdss.backends.appliance import to_jdss_error
+from jdss.backends.appliance import Transient, to_jdss_error
 
 LOG = logging.getLogger(__name__)
 API_PATH = "/api/v4"
@@ -70,9 +79,23 @@ class RestClient:
         self.timeout = (config.rest_api_connect_timeout,
                         config.rest_api_read_timeout)
         self.deadline = config.rest_api_deadline
+        self.failover_window = max(config.rest_api_failover_window,
+                                   config.rest_api_deadline)
+        self.patience = 0
         self.current = 0
         self._session = None
         self.requests_sent = 0
+
+    @contextlib.contextmanager
+    def patient(self):
+        """Within: requests ride out an HA failover (the failover window
+        instead of the deadline). Changing operations run so, so that
+        they complete instead of failing half way."""
+        self.patience += 1
+        try:
+            yield
+        finally:
+            self.patience -= 1
 
     @property
     def session(self):
@@ -110,18 +133,28 @@ class RestClient:
         if safe_to_repeat is None:
             safe_to_repeat = method in ("GET", "PUT", "DELETE")
         started = time.monotonic()
+        limit = self.failover_window if self.patience else self.deadline
+        end = started + limit
         backoff = BACKOFF_FIRST
         failures = []
         broken = set()
         sent_before = False     # an earlier attempt may have been applied
         while True:
+            transient = False
             for offset in range(len(self.addresses)):
                 index = (self.current + offset) % len(self.addresses)
                 address = self.addresses[index]
-                if address in broken:
+                left = end - time.monotonic()
+                if address in broken or left <= 0:
                     continue
+                # a hanging address must leave the others time to answer
+                rest = sum(1 for later in range(offset, len(self.addresses))
+                           if self.addresses[(self.current + later)
+                                             % len(self.addresses)]
+                           not in broken)
                 try:
-                    response = self._send(method, address, path_, body)
+                    response = self._send(method, address, path_, body,
+                                          left / rest)
                 except errors.NotFound:
                     if method == "DELETE" and sent_before:
                         # our earlier attempt deleted it; its answer was lost
@@ -130,7 +163,11 @@ class RestClient:
                         self.current = index
                         return Response(204, None)
                     raise
-                except _Retry as retry:
+                except (_Retry, Transient) as retry:
+                    if isinstance(retry, Transient):
+                        retry = _Retry(f"appliance busy: {retry}", sent=True)
+                        transient = True
+                        self.current = index
                     sent_before = sent_before or retry.sent
                     failures.append((address, retry.reason))
                     if retry.permanent:
@@ -139,25 +176,26 @@ class RestClient:
                              retry.reason)
                     if retry.sent and not safe_to_repeat:
                         if exists is not None and exists():
-                            LOG.info("%s %s: applied before the connection "
-                                     "broke", method, path_)
+                            LOG.info("%s %s: applied before the answer "
+                                     "was lost", method, path_)
                             return Response(201, None)
                         if exists is None:
                             raise errors.Unreachable(
                                 f"{method} {path_}: the connection to "
                                 f"{address} broke after the request was "
                                 "sent; its outcome is unknown") from None
+                    if transient:
+                        break           # the appliance answered: back off
                     continue
                 self.current = index
                 return response
-            elapsed = time.monotonic() - started
-            if len(broken) == len(self.addresses) or \
-                    elapsed + backoff >= self.deadline:
-                raise self._give_up(failures)
-            time.sleep(backoff)
+            now = time.monotonic()
+            if len(broken) == len(self.addresses) or now >= end - 0.01:
+                raise self._give_up(failures, now - started, limit)
+            time.sleep(min(backoff, end - now))
             backoff = min(backoff * 2, BACKOFF_MAX)
 
-    def _give_up(self, failures):
+    def _give_up(self, failures, elapsed, limit):
         last = dict(failures)            # the last reason of each address
         tried = "; ".join(f"{a}: {r}" for a, r in last.items())
         if last and all(r.startswith("TLS") for r in last.values()):
@@ -165,18 +203,26 @@ class RestClient:
                 f"TLS failed with every appliance address ({tried}); set "
                 "driver_ssl_cert_path to the appliance's CA or certificate, "
                 "or driver_ssl_cert_verify: false")
+        if last and all(r.startswith("appliance busy")
+                        for r in last.values()):
+            return errors.BackendError(
+                f"the appliance stayed busy for {elapsed:.1f} s ({tried})")
+        key = "rest_api_failover_window" if self.patience \
+            else "rest_api_deadline"
         return errors.Unreachable(
-            f"no appliance address answered within {self.deadline:g} s "
-            f"({tried})")
+            f"no appliance address answered within {elapsed:.1f} s "
+            f"({key} {limit:g} s; {tried})")
 
-    def _send(self, method, address, path_, body):
+    def _send(self, method, address, path_, body, left):
+        """One attempt, its timeouts clipped to ``left`` seconds."""
         import requests
         exc = requests.exceptions
         url = self.url(address, path_)
         self.requests_sent += 1
+        timeout = (min(self.timeout[0], left), min(self.timeout[1], left))
         try:
             raw = self.session.request(
-                method, url, timeout=self.timeout, verify=self.verify,
+                method, url, timeout=timeout, verify=self.verify,
                 data=None if body is None else json.dumps(body))
         except exc.SSLError as error:
             raise _Retry(f"TLS error: {_reason(error)}", sent=False,
@@ -185,7 +231,7 @@ class RestClient:
             raise _Retry(f"no connection ({_reason(error)})", sent=False) \
                 from None
         except exc.ReadTimeout:
-            raise _Retry(f"no answer within {self.timeout[1]:g} s",
+            raise _Retry(f"no answer within {timeout[1]:.3g} s",
                          sent=True) from None
         except exc.ConnectionError as error:
             refused = _is_refused(error)

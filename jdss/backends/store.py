@@ -17,12 +17,22 @@ from jdss.errors import BackendError
 
 
 class StateStore:
-    """The state of pool ``pool`` under ``directory``."""
+    """The state of pool ``pool`` under ``directory``.
 
-    def __init__(self, directory, pool, size):
+    ``model_options`` go to every :class:`PoolModel` made (firmware, VIPs).
+    A ``mirror`` (see :mod:`jdss.backends.tgt`) replays each committed
+    change on real data and targets while the lock is still held, so
+    concurrent changes reach it in the order they were made.
+    """
+
+    def __init__(self, directory, pool, size, mirror=None, **model_options):
         self.directory = directory
         self.pool = pool
         self.size = size
+        self.mirror = mirror
+        if mirror is not None:
+            model_options.setdefault("reserved_luns", mirror.reserved_luns)
+        self.model_options = model_options
         self.path = os.path.join(directory, f"{pool}.json")
         self.lock_path = os.path.join(directory, f"{pool}.lock")
 
@@ -72,12 +82,14 @@ class StateStore:
     def read(self):
         """A :class:`PoolModel` to read from, under a shared lock."""
         with self._locked(fcntl.LOCK_SH):
-            yield PoolModel(self._load())
+            yield PoolModel(self._load(), **self.model_options)
 
     @contextlib.contextmanager
     def transaction(self):
         """A :class:`PoolModel` whose changes are saved if no error rises."""
         with self._locked(fcntl.LOCK_EX):
-            model = PoolModel(self._load())
+            model = PoolModel(self._load(), **self.model_options)
             yield model
             self._save(model.state)
+            if self.mirror is not None:
+                self.mirror.apply(model)

@@ -67,7 +67,9 @@ class RollbackSnapshot(base.ShowOne):
         if parsed_args.dry_run:
             check = self.storage.rollback_check(parsed_args.volume,
                                                 parsed_args.snapshot)
-            check["possible"] = not check["blockers"] and not check["clones"]
+            destroys = check.pop("destroys")
+            check["possible"] = not destroys["snapshots"] and \
+                not destroys["clones"]
         else:
             check = self.storage.rollback(parsed_args.volume,
                                           parsed_args.snapshot,

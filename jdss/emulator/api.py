@@ -2,14 +2,20 @@
 
 ``RestApi.handle`` takes a request and returns ``(status, payload)`` where
 payload is the JSON envelope (``None`` for 204). Paths are those of
-``/api/v4`` without the prefix.
+``/api/v4`` without the prefix. Answers follow the shapes real appliances
+give (the "Answer shapes" section of the REST notes): lists paged only
+when a page is asked for where the appliance does so, at most
+``max_per_page`` entries a page, snapshots in the order ``snapshot_order``
+says (the appliance promises none).
 """
 
 import re
 from urllib.parse import parse_qs, unquote
 
-from jdss.backends.appliance import (ERRNO_NOT_FOUND, NOT_FOUND_CLASS,
-                                     VALIDATION_CLASS, ApplianceError)
+from jdss.backends.appliance import (CONFLICT_CLASS, ERRNO_EXISTS,
+                                     ERRNO_NOT_FOUND, NOT_FOUND_CLASS,
+                                     VALIDATION_CLASS, WERKZEUG_NOT_FOUND,
+                                     ApplianceError)
 from jdss.backends.store import StateStore
 
 _ROUTES = []
@@ -37,7 +43,7 @@ def _need(body, *keys):
     return [body[k] for k in keys]
 
 
-def _page(records, query, default_per_page=100, max_per_page=None):
+def _page(records, query, default_per_page=100, max_per_page=100):
     """One page of ``records``; an appliance may serve fewer per page than
     asked for (``max_per_page``), which is why clients walk pages until
     an empty one."""
@@ -57,12 +63,28 @@ def _page(records, query, default_per_page=100, max_per_page=None):
 
 
 class RestApi:
-    """Serves the pools of a state directory."""
+    """Serves the pools of a state directory.
 
-    def __init__(self, state_dir, pools, pool_size, max_per_page=None):
+    ``firmware`` (``newer``/``older``) chooses record shapes and errors;
+    ``vips`` maps a pool to its virtual IPs; ``vip_portals`` False is
+    firmware that refuses ``vip_allowed_portals``; ``mirror(pool)``, when
+    given, makes the data mirror of a pool (real iSCSI through tgtd).
+    """
+
+    def __init__(self, state_dir, pools, pool_size, max_per_page=100,
+                 firmware="newer", vips=None, vip_portals=True,
+                 snapshot_order="created", mirror=None):
         self.max_per_page = max_per_page
-        self.stores = {pool: StateStore(state_dir, pool, pool_size)
-                       for pool in pools}
+        self.firmware = firmware
+        self.snapshot_order = snapshot_order
+        self.mirrors = {pool: mirror(pool) for pool in pools} \
+            if mirror else {}
+        self.stores = {
+            pool: StateStore(state_dir, pool, pool_size, firmware=firmware,
+                             vips=(vips or {}).get(pool, ()),
+                             vip_portals=vip_portals,
+                             mirror=self.mirrors.get(pool))
+            for pool in pools}
 
     def _store(self, pool):
         try:
@@ -101,7 +123,7 @@ class RestApi:
         known_path = any(regex.match(path_) for _, regex, _ in _ROUTES)
         status = 405 if known_path else 404
         return status, {"data": None, "error": {
-            "class": "werkzeug.exceptions.NotFound" if status == 404
+            "class": WERKZEUG_NOT_FOUND if status == 404
             else "werkzeug.exceptions.MethodNotAllowed",
             "errno": None, "message": f"{method} {path_}: no such endpoint"}}
 
@@ -124,8 +146,8 @@ def _pool(api, body, query, pool):
 
 @route("GET", "/pools/{pool}/vips")
 def _vips(api, body, query, pool):
-    api._store(pool)
-    return 200, []
+    with api.read(pool) as model:
+        return 200, model.vip_records()
 
 
 @route("GET", "/network/interfaces")
@@ -154,7 +176,8 @@ def _all_snapshots(api, body, query, pool):
     with api.read(pool) as model:
         records = []
         for volume in model.volumes:
-            for record in model.snapshot_records(volume):
+            for record in model.snapshot_records(volume,
+                                                 api.snapshot_order):
                 record["volume"] = volume
                 records.append(record)
         return 200, api.page(records, query)
@@ -172,6 +195,8 @@ def _update_volume(api, body, query, pool, volume):
     with api.write(pool) as model:
         if "size" in body:
             model.resize_volume(volume, body["size"])
+        if "provisioning" in body:
+            model.set_provisioning(volume, body["provisioning"])
         if "name" in body and body["name"] != volume:
             model.rename_volume(volume, body["name"])
             volume = body["name"]
@@ -198,7 +223,8 @@ def _delete_volume(api, body, query, pool, volume):
 @route("GET", "/pools/{pool}/volumes/{volume}/snapshots")
 def _snapshots(api, body, query, pool, volume):
     with api.read(pool) as model:
-        return 200, api.page(model.snapshot_records(volume), query)
+        return 200, api.page(
+            model.snapshot_records(volume, api.snapshot_order), query)
 
 
 @route("POST", "/pools/{pool}/volumes/{volume}/snapshots")
@@ -225,10 +251,7 @@ def _delete_snapshot(api, body, query, pool, volume, snap):
 @route("GET", "/pools/{pool}/volumes/{volume}/snapshots/{snap}/clones")
 def _snapshot_clones(api, body, query, pool, volume, snap):
     with api.read(pool) as model:
-        model.snapshot_record(volume, snap)
-        return 200, [{"name": c, "full_name": f"{pool}/{c}",
-                      "is_clone": True}
-                     for c in model._clones_of(volume, snap)]
+        return 200, model.clone_records(volume, snap)
 
 
 @route("GET", "/pools/{pool}/volumes/{volume}/snapshots/{snap}/rollback")
@@ -257,20 +280,34 @@ def _clone(api, body, query, pool, volume):
 TARGETS = "/pools/{pool}/san/iscsi/targets"
 
 
+def _other_pool_has_target(api, pool, iqn):
+    for other in api.stores:
+        if other != pool:
+            with api.read(other) as model:
+                if iqn in model.targets:
+                    return True
+    return False
+
+
 @route("GET", TARGETS)
 def _targets(api, body, query, pool):
     with api.read(pool) as model:
-        return 200, api.page(model.target_records(), query, 25)
+        records = model.target_records()
+    if "page" not in query:
+        return 200, records                 # unpaged: a plain list
+    return 200, api.page(records, query, 25)
 
 
 @route("POST", TARGETS)
 def _create_target(api, body, query, pool):
-    (name,) = _need(body, "name")
     with api.write(pool) as model:
-        model.create_target(name, body.get("active", True),
-                            body.get("incoming_users_active", False),
-                            body.get("allow_ip"), body.get("deny_ip"))
-        return 201, model.target_record(name)
+        model.check_target_body(body, creating=True)
+        # one IQN namespace per appliance, whatever pool the target is in
+        if _other_pool_has_target(api, pool, body["name"]):
+            raise ApplianceError(409, CONFLICT_CLASS, ERRNO_EXISTS,
+                                 f"Resource {body['name']} already exists.")
+        model.create_target(**body)
+        return 201, model.target_record(body["name"])
 
 
 @route("GET", TARGETS + "/{iqn}")
@@ -281,14 +318,13 @@ def _target(api, body, query, pool, iqn):
 
 @route("PUT", TARGETS + "/{iqn}")
 def _update_target(api, body, query, pool, iqn):
-    _need(body)
     with api.write(pool) as model:
-        target = model._target(iqn)
-        for key, field in (("active", "active"),
-                           ("incoming_users_active", "chap"),
-                           ("allow_ip", "allow_ip"), ("deny_ip", "deny_ip")):
-            if key in body:
-                target[field] = body[key]
+        model.check_target_body(body, creating=False)
+        if body.get("name", iqn) != iqn:
+            raise ApplianceError(400, VALIDATION_CLASS, 22,
+                                 "A target cannot be renamed")
+        fields = {k: v for k, v in body.items() if k != "name"}
+        model.update_target(iqn, **fields)
         return 201, model.target_record(iqn)
 
 
@@ -310,17 +346,13 @@ def _add_lun(api, body, query, pool, iqn):
     (name,) = _need(body, "name")
     with api.write(pool) as model:
         model.add_lun(iqn, name, body.get("lun", 0), body.get("mode", "wt"))
-        return 201, {"name": name, "lun": model._target(iqn)["luns"][name]}
+        return 201, model.lun_record(iqn, name)
 
 
 @route("GET", TARGETS + "/{iqn}/luns/{volume}")
 def _lun(api, body, query, pool, iqn, volume):
     with api.read(pool) as model:
-        for record in model.lun_records(iqn):
-            if record["name"] == volume:
-                return 200, record
-        raise ApplianceError(404, NOT_FOUND_CLASS, ERRNO_NOT_FOUND,
-                             f"Lun {volume} not found in target {iqn}.")
+        return 200, model.lun_record(iqn, volume)
 
 
 @route("DELETE", TARGETS + "/{iqn}/luns/{volume}")
@@ -355,7 +387,8 @@ def _delete_user(api, body, query, pool, iqn, user):
 def _sessions(api, body, query, pool, iqn):
     with api.read(pool) as model:
         model.target_record(iqn)
-    return 200, []
+    mirror = api.mirrors.get(pool)
+    return 200, mirror.sessions(iqn) if mirror is not None else []
 
 
 @route("GET", "/san/iscsi/luns")
@@ -368,8 +401,7 @@ def _lun_owners(api, body, query):
     owners = []
     for pool in api.stores:
         with api.read(pool) as model:
-            owners += [{"name": volume, "target": o["name"], "lun": o["lun"],
-                        "pool": pool} for o in model.lun_owner(volume)]
+            owners += model.lun_owner(volume)
     return 200, owners
 
 
@@ -409,6 +441,68 @@ def _delete_nas_volume(api, body, query, pool, name):
     return 204, None
 
 
+NAS_SNAPSHOTS = "/pools/{pool}/nas-volumes/{name}/snapshots"
+
+
+@route("GET", NAS_SNAPSHOTS)
+def _nas_snapshots(api, body, query, pool, name):
+    with api.read(pool) as model:
+        return 200, api.page(model.nas_snapshot_records(name), query)
+
+
+@route("POST", NAS_SNAPSHOTS)
+def _create_nas_snapshot(api, body, query, pool, name):
+    (snap,) = _need(body, "name")
+    with api.write(pool) as model:
+        model.create_nas_snapshot(name, snap)
+        return 201, model.nas_snapshot_record(name, snap)
+
+
+@route("GET", NAS_SNAPSHOTS + "/{snap}")
+def _nas_snapshot(api, body, query, pool, name, snap):
+    with api.read(pool) as model:
+        return 200, model.nas_snapshot_record(name, snap)
+
+
+@route("DELETE", NAS_SNAPSHOTS + "/{snap}")
+def _delete_nas_snapshot(api, body, query, pool, name, snap):
+    with api.write(pool) as model:
+        model.delete_nas_snapshot(name, snap)
+    return 204, None
+
+
+@route("GET", NAS_SNAPSHOTS + "/{snap}/clones")
+def _nas_clones(api, body, query, pool, name, snap):
+    with api.read(pool) as model:
+        return 200, model.nas_clone_records(name, snap)
+
+
+@route("POST", NAS_SNAPSHOTS + "/{snap}/clones")
+def _create_nas_clone(api, body, query, pool, name, snap):
+    (clone,) = _need(body, "name")
+    properties = {k: v for k, v in body.items() if k != "name"}
+    with api.write(pool) as model:
+        model.create_nas_clone(name, snap, clone, **properties)
+        return 201, model.nas_volume_record(clone)
+
+
+@route("GET", NAS_SNAPSHOTS + "/{snap}/clones/{clone}")
+def _nas_clone(api, body, query, pool, name, snap, clone):
+    with api.read(pool) as model:
+        for record in model.nas_clone_records(name, snap):
+            if record["name"] == clone:
+                return 200, record
+    raise ApplianceError(404, WERKZEUG_NOT_FOUND, None,
+                         f"Clone {clone} not exists")
+
+
+@route("DELETE", NAS_SNAPSHOTS + "/{snap}/clones/{clone}")
+def _delete_nas_clone(api, body, query, pool, name, snap, clone):
+    with api.write(pool) as model:
+        model.delete_nas_clone(name, snap, clone)
+    return 204, None
+
+
 def _share_pool(api, share_path):
     pool = str(share_path).partition("/")[0]
     return pool if pool in api.stores else next(iter(api.stores))
@@ -444,7 +538,7 @@ def _find_share(api, name):
         with api.read(pool) as model:
             if name in model.shares:
                 return pool
-    raise ApplianceError(404, NOT_FOUND_CLASS, ERRNO_NOT_FOUND,
+    raise ApplianceError(404, WERKZEUG_NOT_FOUND, None,
                          f"Share {name} not exists.")
 
 

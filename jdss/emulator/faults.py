@@ -14,7 +14,19 @@ directory), re-read whenever it changes::
 * ``error``: answer ``status`` (default 500) with a body that is not JSON;
 * ``delay``: wait ``seconds``, then answer normally;
 * ``empty``: answer a GET with ``200 {"data": null, "error": null}``;
-* ``refuse``: stop listening on ``listen`` (connections are refused).
+* ``fail``: answer an appliance error envelope: ``kind`` ``cfgparser``
+  (the iSCSI configuration rewritten by a concurrent request: class
+  ``opene.cfgparser.CfgParserError``, errno 13) or ``scstadmin`` (SCST
+  failed: ``opene.tools.scstadmin.ScstAdminError``), or any ``class``,
+  ``errno``, ``message`` and ``status`` (default 500); with ``apply`` the
+  request is carried out first;
+* ``refuse``: stop listening on ``listen`` (connections are refused); with
+  ``seconds``, only for that long after the plan is read, then the
+  address answers again with the state intact (an HA failover).
+
+Any rule may also carry ``failover``: seconds for which every address
+refuses connections once the rule has hit (the appliance fails over right
+after, say, applying a request whose answer it then drops).
 
 ``listen`` (``ADDR:PORT``), ``method`` and ``path`` (a regular expression
 searched in the request path) narrow a rule; missing means any. ``count``
@@ -26,9 +38,22 @@ import logging
 import os
 import re
 import threading
+import time
+
+from jdss.backends.appliance import (CFGPARSER_CLASS, ERRNO_CONFIG,
+                                     SCSTADMIN_CLASS)
 
 LOG = logging.getLogger(__name__)
-ACTIONS = ("drop", "drop_after", "error", "delay", "empty", "refuse")
+ACTIONS = ("drop", "drop_after", "error", "delay", "empty", "fail",
+           "refuse")
+#: appliance errors a ``fail`` rule names by ``kind``
+KINDS = {
+    "cfgparser": (CFGPARSER_CLASS, ERRNO_CONFIG,
+                  "Unable to parse the iSCSI configuration: it is being "
+                  "rewritten"),
+    "scstadmin": (SCSTADMIN_CLASS, None,
+                  "scstadmin: failed to apply the configuration"),
+}
 
 
 class Rule:
@@ -42,9 +67,24 @@ class Rule:
         self.count = spec.get("count")
         self.status = int(spec.get("status", 500))
         self.seconds = float(spec.get("seconds", 1.0))
+        self.until = None
+        if self.action == "refuse" and "seconds" in spec:
+            self.until = time.monotonic() + self.seconds
+        self.kind = spec.get("kind")
+        cls, errno, message = KINDS.get(self.kind, (None, None, None))
+        if self.action == "fail" and self.kind and self.kind not in KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}")
+        self.error = {"class": spec.get("class", cls),
+                      "errno": spec.get("errno", errno),
+                      "message": spec.get("message", message or "failure")}
+        self.apply = bool(spec.get("apply"))
+        self.failover = float(spec.get("failover", 0))
+
+    def active(self):
+        return self.until is None or time.monotonic() < self.until
 
     def matches_listener(self, listen):
-        return self.listen in ("*", listen)
+        return self.listen in ("*", listen) and self.active()
 
     def matches(self, listen, method, path):
         return (self.matches_listener(listen)
@@ -61,6 +101,13 @@ class FaultPlan:
         self._stamp = None
         self._rules = []
         self._lock = threading.Lock()
+        self._down_until = 0.0
+
+    def fail_over(self, seconds):
+        """Refuse every connection for ``seconds`` from now."""
+        with self._lock:
+            self._down_until = max(self._down_until,
+                                   time.monotonic() + seconds)
 
     def _reload(self):
         try:
@@ -98,6 +145,8 @@ class FaultPlan:
         """Whether ``listen`` must not accept connections now."""
         with self._lock:
             self._reload()
+            if time.monotonic() < self._down_until:
+                return True
             return any(rule.action == "refuse" and
                        rule.matches_listener(listen)
                        for rule in self._rules)

@@ -44,12 +44,25 @@ class Handler(BaseHTTPRequestHandler):
         emulator = self.server.emulator
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length) if length else b""
+        if emulator.faults.refused(self.server.listen):
+            # the address went away: so do connections made before
+            return self._drop("reset")
         if not emulator.authorized(self.headers.get("Authorization")):
             emulator.log_request(self.server.listen, self.command, self.path,
                                  401)
             return self._reply(401, b"401 unauthorized", "text/plain")
         rule = emulator.faults.take(self.server.listen, self.command,
                                     self.path)
+        if rule is not None and rule.failover:
+            try:
+                return self._faulty(rule, emulator, raw_body)
+            finally:
+                emulator.faults.fail_over(rule.failover)
+                self.close_connection = True
+        return self._faulty(rule, emulator, raw_body)
+
+    def _faulty(self, rule, emulator, raw_body):
+        """Answer the request as ``rule`` (None: no fault) says."""
         if rule is not None and rule.action == "delay":
             time.sleep(rule.seconds)
         if rule is not None and rule.action == "drop":
@@ -59,6 +72,13 @@ class Handler(BaseHTTPRequestHandler):
                                  rule.status)
             return self._reply(rule.status, b"Internal Server Error",
                                "text/html")
+        if rule is not None and rule.action == "fail":
+            if rule.apply:
+                self._answer(raw_body)
+            emulator.log_request(self.server.listen, self.command, self.path,
+                                 f"{rule.status}-{rule.kind or 'fail'}")
+            return self._reply(rule.status, json.dumps(
+                {"data": None, "error": rule.error}).encode())
         if rule is not None and rule.action == "empty" and \
                 self.command == "GET":
             emulator.log_request(self.server.listen, self.command, self.path,
@@ -121,7 +141,11 @@ class Emulator:
 
     def __init__(self, args, password):
         self.api = RestApi(args.state_dir, args.pool, args.pool_size,
-                           args.max_per_page)
+                           args.max_per_page, firmware=args.firmware,
+                           vips=_vips_by_pool(args.vip, args.pool),
+                           vip_portals=not args.no_vip_portals,
+                           snapshot_order=args.snapshot_order,
+                           mirror=_tgt_mirror(args))
         self.faults = FaultPlan(args.control or os.path.join(
             args.state_dir, "faults.json"))
         self.request_log = args.request_log or os.path.join(
@@ -181,6 +205,9 @@ class Emulator:
             self.sync_listeners()
         for endpoint in list(self.listeners):
             self._stop(endpoint)
+        for mirror in self.api.mirrors.values():
+            if mirror.started:            # a tgtd this emulator started
+                mirror.stop_daemon()
 
     def stop(self, *_args):
         self._stopping.set()
@@ -192,6 +219,36 @@ def _split_listen(text):
         raise argparse.ArgumentTypeError(f"--listen {text!r}: expected "
                                          "ADDR:PORT")
     return address.strip("[]"), int(port)
+
+
+def _tgt_mirror(args):
+    """``pool -> TgtMirror`` serving the pools through tgtd, or None."""
+    if not args.tgt_portal:
+        return None
+    from jdss.backends.tgt import TgtMirror
+    return lambda pool: TgtMirror(args.tgt_portal, args.state_dir, pool)
+
+
+def _vips_by_pool(specs, pools):
+    """``{pool: [vip record]}`` of ``--vip [POOL/]NAME=ADDRESS`` options."""
+    vips = {pool: [] for pool in pools}
+    for spec in specs or ():
+        target, _, address = spec.partition("=")
+        pool, _, name = target.rpartition("/")
+        record = {"name": name, "address": address, "interface": "eth0",
+                  "netmask": "255.255.255.0"}
+        for each in ([pool] if pool else pools):
+            vips.setdefault(each, []).append(record)
+    return vips
+
+
+def _vip_spec(text):
+    target, sep, address = text.partition("=")
+    name = target.rpartition("/")[2]
+    if not sep or not name or not address:
+        raise argparse.ArgumentTypeError(f"--vip {text!r}: expected "
+                                         "[POOL/]NAME=ADDRESS")
+    return text
 
 
 def make_self_signed(directory, listens):
@@ -239,8 +296,29 @@ def parse_args(argv):
     parser.add_argument("--request-log", help="request log (default: "
                                               "STATE_DIR/requests.log)")
     parser.add_argument("--max-per-page", type=int, metavar="N",
+                        default=100,
                         help="serve at most N entries per page, whatever "
-                             "per_page asks for (as an appliance may)")
+                             "per_page asks for (default 100; 0: no limit)")
+    parser.add_argument("--firmware", choices=("newer", "older"),
+                        default="newer",
+                        help="answer as this firmware generation does "
+                             "(snapshot records, some errors)")
+    parser.add_argument("--vip", action="append", type=_vip_spec,
+                        metavar="[POOL/]NAME=ADDRESS",
+                        help="a virtual IP of every pool, or of POOL "
+                             "(repeatable)")
+    parser.add_argument("--no-vip-portals", action="store_true",
+                        help="firmware without VIP restriction: refuse "
+                             "vip_allowed_portals in target bodies")
+    parser.add_argument("--tgt-portal", metavar="ADDR:PORT",
+                        help="serve the pools' volumes as real iSCSI "
+                             "targets through a tgtd on ADDR:PORT (started "
+                             "if none runs there, stopped on exit)")
+    parser.add_argument("--snapshot-order",
+                        choices=("created", "reverse", "random"),
+                        default="created",
+                        help="order of snapshot lists (the appliance "
+                             "promises none)")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     args.pool = args.pool or ["Pool-0"]

@@ -220,7 +220,7 @@ rc=$?
 set -e
 [ "$rc" = 8 ] || fail "blocked rollback exited $rc, not 8"
 $J snapshot rollback vm-100-disk-0 s1 --force >/dev/null
-$J target create vm-100-disk-0 -f value -c target | grep -qx "iqn.2021-10.iscsi:vm-100-disk-0" \
+$J target create vm-100-disk-0 -f value -c target | grep -qx "iqn.2021-10.iscsi:pool-0:vm-100-disk-0" \
     || fail "target create"
 $J target delete vm-100-disk-0
 $J volume delete vm-101-disk-0

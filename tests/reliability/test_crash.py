@@ -14,7 +14,8 @@ import subprocess
 
 import pytest
 
-from tests.conftest import jdss_command, write_config
+from tests.conftest import (BACKENDS, FIRMWARES, jdss_command,
+                            write_config)
 
 OPERATIONS = {
     "create": (["volume", "create", "vm-200-disk-0", "--size", "1G"], None),
@@ -88,11 +89,12 @@ class FakePools:
 class RestPools:
     """The same pool behind a jdss-emulator of its own for every copy."""
 
-    def __init__(self, directory, tls):
+    def __init__(self, directory, tls, options):
         from tests.emulator import Emulator
-        self.tls, self.running = tls, []
+        self.tls, self.running, self.options = tls, [], options
         self.baseline = directory
-        emulator = Emulator(str(directory), *tls, pools=("Pool-0",))
+        emulator = Emulator(str(directory), *tls, pools=("Pool-0",),
+                            **options)
         try:
             config = self._config(directory, emulator)
             for args in BASELINE:
@@ -111,7 +113,8 @@ class RestPools:
                         directory / "emulator-state",
                         ignore=shutil.ignore_patterns("requests.log",
                                                       "faults.json"))
-        emulator = Emulator(str(directory), *self.tls, pools=("Pool-0",))
+        emulator = Emulator(str(directory), *self.tls, pools=("Pool-0",),
+                            **self.options)
         self.running.append(emulator)
         return self._config(directory, emulator)
 
@@ -123,16 +126,17 @@ class RestPools:
 
 @pytest.fixture(scope="module")
 def pools(tmp_path_factory, tls_cert):
-    made = {"fake": FakePools(tmp_path_factory.mktemp("fake-baseline")),
-            "joviandss": RestPools(tmp_path_factory.mktemp("rest-baseline"),
-                                   tls_cert)}
+    made = {"fake": FakePools(tmp_path_factory.mktemp("fake-baseline"))}
+    for backend, options in FIRMWARES.items():
+        made[backend] = RestPools(tmp_path_factory.mktemp(backend),
+                                  tls_cert, options)
     yield made
     for each in made.values():
         each.stop()
 
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))
-@pytest.mark.parametrize("backend", ["fake", "joviandss"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_rerun_after_a_crash_converges(backend, operation, pools, tmp_path,
                                        scenario):
     command, undo = OPERATIONS[operation]

@@ -16,7 +16,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import ROOT, write_config
+from tests.conftest import BACKENDS, FIRMWARES, ROOT, write_config
 
 WORKERS = 8
 OPERATIONS = 100
@@ -99,7 +99,7 @@ def final_state(config):
     return volumes, snapshots
 
 
-@pytest.fixture(params=["fake", "joviandss"])
+@pytest.fixture(params=BACKENDS)
 def pool_config(request, tmp_path, tls_cert):
     if request.param == "fake":
         yield request.param, write_config(tmp_path / "jdss.yaml",
@@ -107,7 +107,7 @@ def pool_config(request, tmp_path, tls_cert):
         return
     from tests.emulator import Emulator
     emulator = Emulator(str(tmp_path), *tls_cert, pools=("Pool-0",),
-                        pool_size=10 << 40)
+                        pool_size=10 << 40, **FIRMWARES[request.param])
     yield request.param, write_config(
         tmp_path / "jdss.yaml", **emulator.config(rest_api_deadline=30))
     emulator.stop()
