@@ -90,22 +90,50 @@ class Activations:
         if nodes.pop(node or node_name(), None) is not None:
             self._write(key, nodes)
 
-    def is_member(self, node):
+    def _members(self):
+        """``{node: online}`` of the cluster, or None without Proxmox.
+
+        pmxcfs keeps the membership in ``.members``; without it (a single
+        node), the node directories say who belongs, all taken as online.
+        """
         if self.nodes_dir is None:
-            return True
-        return os.path.isdir(os.path.join(self.nodes_dir, node))
+            return None
+        try:
+            with open(os.path.join(os.path.dirname(self.nodes_dir),
+                                   ".members"), encoding="utf-8") as handle:
+                nodelist = json.load(handle).get("nodelist") or {}
+            return {node: bool(info.get("online"))
+                    for node, info in nodelist.items()}
+        except (OSError, ValueError, AttributeError):
+            pass
+        with contextlib.suppress(OSError):
+            return {node: True for node in os.listdir(self.nodes_dir)}
+        return {}
 
     def holders(self, key, sessions, node=None):
         """Other nodes whose activation of ``key`` still counts, given the
-        initiator names with a session on its export now."""
+        initiator names with a session on its export now: a node of the
+        cluster, online, whose initiator has a session or whose activation
+        is younger than ``activation_grace`` (its guest is starting)."""
         own = node or node_name()
+        members = self._members()
         grace = self.config.activation_grace
         now = time.time()
         held = []
         for other, record in sorted(self.read(key).items()):
-            if other == own or not self.is_member(other):
+            if other == own:
                 continue
+            if members is not None and not members.get(other):
+                continue                 # gone from the cluster, or down
             if record.get("initiator") in sessions or \
                     now - float(record.get("since", 0)) < grace:
                 held.append(other)
         return held
+
+    def initiators(self, key, node=None):
+        """Initiator names of the other nodes with a record of ``key``:
+        their sessions are theirs to explain (:meth:`holders`)."""
+        own = node or node_name()
+        return {record.get("initiator")
+                for other, record in self.read(key).items()
+                if other != own and record.get("initiator")}

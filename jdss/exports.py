@@ -2,13 +2,14 @@
 
 A part of :class:`jdss.storage.Storage`: an export is a target with the
 volume as one LUN (CHAP as configured); what an attach made is removed
-again when a later step fails, and a detach keeps an export another
-initiator still uses.
+again when a later step fails, and a detach keeps an export another node
+still holds (activation records in pmxcfs, sessions on the appliance).
 """
 
 import logging
 
-from jdss import errors, naming
+from jdss import errors, locks, naming
+from jdss.activations import Activations
 from jdss.backends.base import TargetInfo
 from jdss.changes import changes
 from jdss.progress import Waiting
@@ -253,11 +254,43 @@ class ExportOperations:
                       exclusive=False):
         """Export ``name`` (or its ``snapshot``) and connect it here.
 
-        Returns ``{name, snapshot, path, transport, target, lun}``. What this
-        call created (clone, export) is removed again if a later step fails.
-        ``exclusive`` refuses while another initiator has a session: a
-        local file system must never be mounted by two nodes.
+        Returns ``{name, snapshot, path, transport, target, lun}``. The
+        export and this node's activation record are made under the
+        volume's (cluster-wide) lock, so no other node's detach removes the
+        export between them; the login happens after. What this call made
+        (clone, export, record) is removed again if a later step fails.
+        ``exclusive`` refuses while another node holds the volume: a local
+        file system must never be mounted by two nodes.
         """
+        records = Activations(self.config)
+        key = self._activation_key(name, snapshot)
+        own = transport.initiator_name()
+        with locks.volume_lock(self.config, name):
+            aname, target, export, made = self._export_here(
+                name, snapshot, transport, exclusive, records, key)
+            records.add(key, own)
+        try:
+            with Waiting(f"attaching {name} ({export['target']})"):
+                path = transport.connect(self.connection_properties(export))
+        except Exception:
+            with locks.volume_lock(self.config, name):
+                records.remove(key)
+                if made and not self._users(records, key, target, own):
+                    self._undo_target(target.name)
+                    if snapshot is not None:
+                        self._drop_volume(aname)
+            raise
+        return {"name": name, "snapshot": snapshot, "path": path,
+                "transport": type(transport).__name__,
+                "target": export["target"], "lun": export["lun"]}
+
+    @staticmethod
+    def _activation_key(name, snapshot):
+        return name if snapshot is None else f"{name}@{snapshot}"
+
+    def _export_here(self, name, snapshot, transport, exclusive, records,
+                     key):
+        """``(aname, target, export view, made)`` of what attach uses."""
         aname, iqn = self._export_names(name, snapshot)
         created_clone = False
         if snapshot is not None:
@@ -270,38 +303,42 @@ class ExportOperations:
             else:
                 target, created_target = self._ensure_export(aname, iqn)
             export = self._export_view(name, target, aname)
-            try:
-                if exclusive:
-                    self._check_no_other_initiator(name, target, transport)
-                with Waiting(f"attaching {name} ({export['target']})"):
-                    path = transport.connect(
-                        self.connection_properties(export))
-            except Exception:
-                if created_target:
-                    self._undo_target(target.name)
-                raise
+            if exclusive:
+                try:
+                    self._check_no_other_user(name, target, transport,
+                                              records, key)
+                except Exception:
+                    if created_target:
+                        self._undo_target(target.name)
+                    raise
         except Exception:
             if created_clone:
                 self._drop_volume(aname)
             raise
-        return {"name": name, "snapshot": snapshot, "path": path,
-                "transport": type(transport).__name__,
-                "target": export["target"], "lun": export["lun"]}
+        return aname, target, export, created_target or created_clone
 
-    def _check_no_other_initiator(self, name, target, transport):
+    def _users(self, records, key, target, own):
+        """Who else uses ``target`` now: other nodes holding an activation
+        of ``key``, and initiators of sessions no node's record explains."""
+        sessions = [s for s in self.backend.target_sessions(target.name)
+                    if s != own]
+        users = records.holders(key, sessions)
+        known = records.initiators(key)
+        users += sorted({s for s in sessions if s not in known})
+        return users
+
+    def _check_no_other_user(self, name, target, transport, records, key):
         own = transport.initiator_name()
-        others = [s for s in self.backend.target_sessions(target.name)
-                  if s != own]
-        if others:
-            users = ", ".join(sorted(set(others)))
-            raise errors.Busy(
-                f"volume {name!r} is in use by {users}; it holds a local "
-                "file system, which only one node may mount (use an NFS "
-                "content volume to share content between nodes)")
         if own is None:
             raise errors.AttachFailed(
                 f"cannot attach {name!r} exclusively: transport "
                 f"{type(transport).__name__} has no initiator name")
+        users = self._users(records, key, target, own)
+        if users:
+            raise errors.Busy(
+                f"volume {name!r} is in use by {', '.join(users)}; it holds "
+                "a local file system, which only one node may mount (use an "
+                "NFS content volume to share content between nodes)")
 
     def _ensure_snapshot_clone(self, name, aname, snapshot, clone):
         """Make the read-only clone exposing ``name@snapshot``; new?"""
@@ -326,20 +363,30 @@ class ExportOperations:
 
     @changes
     def detach_volume(self, name, transport, snapshot=None):
-        """Disconnect ``name`` here and remove its export; idempotent."""
-        aname, target, export = self._export_of(name, snapshot)
+        """Disconnect ``name`` here, and remove its export unless another
+        node holds it (an activation record that still counts, see
+        :mod:`jdss.activations`, or a session no record explains);
+        idempotent."""
+        export = self._export_of(name, snapshot)[2]
         transport.disconnect(self.connection_properties(export))
-        if target is None:
-            return
-        others = self.backend.target_sessions(target.name)
-        if others:
-            # another node still uses it (live migration): keep the export
-            LOG.info("keeping export %s: still in use by %s", target.name,
-                     ", ".join(others))
-            return
-        self._remove_export(target, aname)
-        if snapshot is not None:
-            self._drop_volume(aname)
+        records = Activations(self.config)
+        key = self._activation_key(name, snapshot)
+        with locks.volume_lock(self.config, name):
+            records.remove(key)
+            aname, target, _ = self._export_of(name, snapshot)
+            if target is None:
+                return
+            users = self._users(records, key, target,
+                                transport.initiator_name())
+            if users:
+                # another node uses it (a live migration, a guest starting
+                # there): keep the export
+                LOG.info("keeping export %s: still in use by %s",
+                         target.name, ", ".join(users))
+                return
+            self._remove_export(target, aname)
+            if snapshot is not None:
+                self._drop_volume(aname)
 
     def attached_path(self, name, transport):
         """The path of ``name`` if it is exported and attached here."""

@@ -47,5 +47,22 @@ class Transport(abc.ABC):
         """Make this node see a volume's new size (after a resize)."""
 
     def initiator_name(self):
-        """The name this node logs in with, if the transport has one."""
-        return None
+        """The name this node's initiators log in with: open-iscsi's, which
+        Proxmox also gives QEMU for ``iscsi`` disks (None: not configured)."""
+        return node_initiator_name()
+
+
+INITIATOR_FILE = "/etc/iscsi/initiatorname.iscsi"
+
+
+def node_initiator_name():
+    """InitiatorName of open-iscsi's configuration on this node, or None."""
+    try:
+        with open(INITIATOR_FILE) as handle:
+            for line in handle:
+                key, _, value = line.strip().partition("=")
+                if key == "InitiatorName" and value:
+                    return value
+    except OSError:
+        pass
+    return None

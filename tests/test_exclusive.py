@@ -54,14 +54,19 @@ def test_exclusive_needs_an_initiator_name(storage):
         storage.target("content")
 
 
-def test_kernel_transport_reads_the_initiator_name(tmp_path, monkeypatch):
-    from jdss_iscsi import iscsi
-    from jdss_iscsi.iscsi import ISCSITransport
+@pytest.mark.parametrize("driver", ["iscsi", "iscsi-direct"])
+def test_transports_know_the_nodes_initiator_name(driver, tmp_path,
+                                                  monkeypatch):
+    """iscsi-direct too: QEMU logs in with the node's name (the plugin puts
+    it in the blockdev), so sessions are attributed to nodes."""
+    from jdss import drivers, transport
     name_file = tmp_path / "initiatorname.iscsi"
     name_file.write_text("## generated\nInitiatorName=iqn.1993-08.org."
                          "debian:01:abc\n")
-    monkeypatch.setattr(iscsi, "INITIATOR_FILE", str(name_file))
-    assert ISCSITransport(None).initiator_name() == \
-        "iqn.1993-08.org.debian:01:abc"
-    monkeypatch.setattr(iscsi, "INITIATOR_FILE", str(tmp_path / "missing"))
-    assert ISCSITransport(None).initiator_name() is None
+    monkeypatch.setattr(transport, "INITIATOR_FILE", str(name_file))
+    cls = drivers.load_driver_class(drivers.TRANSPORTS, driver,
+                                    transport.Transport)
+    assert cls(None).initiator_name() == "iqn.1993-08.org.debian:01:abc"
+    monkeypatch.setattr(transport, "INITIATOR_FILE",
+                        str(tmp_path / "missing"))
+    assert cls(None).initiator_name() is None

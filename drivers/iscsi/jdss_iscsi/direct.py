@@ -2,7 +2,9 @@
 
 As Proxmox's own ZFS-over-iSCSI storage does: the path of a volume is
 ``iscsi://[user%password@]PORTAL/IQN/LUN`` and QEMU's libiscsi initiator
-logs in when the guest starts. For VM disks, without multipath.
+logs in when the guest starts, with the node's initiator name (the Proxmox
+plugin puts it in the blockdev), so the appliance tells nodes apart. For VM
+disks, without multipath.
 """
 
 from urllib.parse import quote

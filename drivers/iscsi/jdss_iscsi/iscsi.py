@@ -9,7 +9,6 @@ from jdss.transport import Transport
 from jdss_iscsi import brick
 
 LOG = logging.getLogger(__name__)
-INITIATOR_FILE = "/etc/iscsi/initiatorname.iscsi"
 
 
 class ISCSITransport(Transport):
@@ -28,18 +27,6 @@ class ISCSITransport(Transport):
             self._connector = brick.make_connector(
                 self.config, self.use_multipath, self._executor)
         return self._connector
-
-    def initiator_name(self):
-        """InitiatorName of open-iscsi's configuration on this node."""
-        try:
-            with open(INITIATOR_FILE) as handle:
-                for line in handle:
-                    key, _, value = line.strip().partition("=")
-                    if key == "InitiatorName" and value:
-                        return value
-        except OSError:
-            pass
-        return None
 
     def _properties(self, properties):
         """Only the portals this transport uses (one without multipath)."""
