@@ -33,11 +33,15 @@ def find(storage):
         if not live:
             found.append(_item("target", target.name, backend, target,
                                "exports no existing volume"))
+    names = storage.names
     for name in sorted(volumes):
+        if name.startswith("se_") and \
+                names.parse_snapshot_clone_name(name) is None:
+            continue                     # another cluster's (cluster_prefix)
         if name.startswith(TEMPORARY_PREFIXES):
             found.append(_item("volume", name, backend, exported.get(name),
                                "temporary clone"))
-        if name.startswith(("v_", "vh_", "vb_")):
+        if names.from_appliance_volume(name) is not None:
             for snap in backend.list_snapshots(name):
                 if snap.name.startswith("c_") and \
                         not backend.snapshot_clones(name, snap.name):

@@ -7,6 +7,7 @@ still holds (activation records in pmxcfs, sessions on the appliance).
 """
 
 import logging
+import re
 
 from jdss import errors, locks, naming
 from jdss.activations import Activations
@@ -15,6 +16,7 @@ from jdss.changes import changes
 from jdss.progress import Waiting
 
 LOG = logging.getLogger(__name__)
+MAX_GROUP_TARGETS = 64      # per-guest targets tried before giving up
 
 
 class ExportOperations:
@@ -62,12 +64,78 @@ class ExportOperations:
 
     def _export(self, name, iqn):
         """``(appliance name, target, created)`` of volume ``name``'s
-        export, made if needed (under an older name if it has one)."""
+        export, made if needed (under an older name if it has one); with
+        ``luns_per_target``, a guest's volumes share per-guest targets."""
+        group = self._target_group(name)
         try:
+            if group is not None:
+                return self._on_volume(name, lambda aname: (
+                    aname, *self._ensure_group_export(aname, group)))
             return self._on_volume(name, lambda aname: (
                 aname, *self._ensure_export(aname, iqn)))
         except errors.NotFound:
             raise errors.NotFound(f"volume {name!r} not found") from None
+
+    # per-guest targets (the vendor's layout) --------------------------------
+    _GUEST = re.compile(r"^(?:vm|base)-(\d+)-")
+
+    def _target_group(self, name):
+        """``vm-<vmid>`` when ``luns_per_target`` puts ``name`` in a
+        per-guest target, else None (a target of its own)."""
+        match = self._GUEST.match(name)
+        if not self.config.luns_per_target or match is None:
+            return None
+        return f"vm-{match.group(1)}"
+
+    def _group_iqn(self, group, number):
+        prefix = self.config.target_prefix
+        return f"{prefix}{'' if prefix.endswith(':') else ':'}{group}-{number}"
+
+    def _in_group(self, aname, group):
+        name = self.names.from_appliance_volume(aname)
+        return name is not None and self._target_group(name) == group
+
+    def _ensure_group_export(self, aname, group):
+        """``(target, created)``: the export of ``aname`` as a LUN of the
+        first per-guest target ``<target_prefix>:vm-<vmid>-<n>`` with room
+        (up to ``luns_per_target`` LUNs of that guest's volumes only),
+        made when none has. ``created`` is "lun" when a LUN was added to
+        an existing target."""
+        target = self.backend.find_volume_target(aname)
+        if target is not None:
+            return self._converge(target, aname), False
+        for number in range(MAX_GROUP_TARGETS):
+            iqn = self._group_iqn(group, number)
+            try:
+                existing = self.backend.get_target(iqn)
+            except errors.NotFound:
+                try:
+                    return self._ensure_export(aname, iqn)
+                except errors.Busy:
+                    # made meanwhile for another volume of this guest
+                    existing = self.backend.get_target(iqn)
+            if len(existing.luns) >= self.config.luns_per_target or any(
+                    not self._in_group(other, group)
+                    for other in existing.luns):
+                continue                 # full, or not only this guest's
+            target = self._converge(existing, aname)
+            lun, scsi_id = self._add_lun(iqn, aname)
+            target.luns = {aname: lun}
+            target.scsi_ids = {aname: scsi_id} if scsi_id else {}
+            return target, "lun"
+        raise errors.Busy(f"guest {group} has {MAX_GROUP_TARGETS} full "
+                          "targets; raise luns_per_target")
+
+    def _undo_export(self, target, aname, created):
+        """Remove what an export step made: its LUN, or its target."""
+        if created == "lun":
+            try:
+                self.backend.delete_lun(target.name, aname)
+            except errors.JdssError as exc:
+                LOG.warning("could not remove half-made LUN %s of %s: %s",
+                            aname, target.name, exc)
+        elif created:
+            self._undo_target(target.name)
 
     def _ensure_export(self, aname, iqn):
         """``(target, created)``: the export of ``aname``, made if needed.
@@ -125,9 +193,9 @@ class ExportOperations:
         another volume."""
         target = self.backend.get_target(iqn)
         if target.luns:
-            name = naming.from_appliance_volume(aname)
+            name = self.names.from_appliance_volume(aname)
             if name is not None and all(
-                    naming.from_appliance_volume(lun) == name
+                    self.names.from_appliance_volume(lun) == name
                     for lun in target.luns):
                 # the export of this very volume under its older name:
                 # not found under this one (see Storage._on_volume)
@@ -244,9 +312,9 @@ class ExportOperations:
         ``snapshot`` (the snapshot's temporary ``se_`` clone)."""
         naming.validate_volume_name(name)
         if snapshot is None:
-            return naming.to_appliance_volume(name), self.iqn(name)
+            return self.names.to_appliance_volume(name), self.iqn(name)
         naming.validate_snapshot_name(snapshot)
-        return (naming.snapshot_clone_name(name, snapshot),
+        return (self.names.snapshot_clone_name(name, snapshot),
                 self.iqn(f"{name}@{snapshot}"))
 
     @changes
@@ -275,9 +343,9 @@ class ExportOperations:
         except Exception:
             with locks.volume_lock(self.config, name):
                 records.remove(key)
-                if made and not self._users(records, key, target, own):
-                    self._undo_target(target.name)
-                    if snapshot is not None:
+                if any(made) and not self._users(records, key, target, own):
+                    self._undo_export(target, aname, made[0])
+                    if made[1]:
                         self._drop_volume(aname)
             raise
         return {"name": name, "snapshot": snapshot, "path": path,
@@ -308,14 +376,13 @@ class ExportOperations:
                     self._check_no_other_user(name, target, transport,
                                               records, key)
                 except Exception:
-                    if created_target:
-                        self._undo_target(target.name)
+                    self._undo_export(target, aname, created_target)
                     raise
         except Exception:
             if created_clone:
                 self._drop_volume(aname)
             raise
-        return aname, target, export, created_target or created_clone
+        return aname, target, export, (created_target, created_clone)
 
     def _users(self, records, key, target, own):
         """Who else uses ``target`` now: other nodes holding an activation

@@ -121,6 +121,49 @@ def from_appliance_volume(aname):
     return name if aname in forms else None
 
 
+class Names:
+    """Proxmox names and appliance names of one storage.
+
+    With a ``cluster_prefix`` (several Proxmox clusters on one pool), the
+    volume ``x`` of this cluster is ``v_<prefix>_x`` on the appliance (and
+    so are the other forms), and only volumes with that prefix are this
+    storage's: the prefix never shows in Proxmox.
+    """
+
+    def __init__(self, cluster_prefix=None):
+        self.prefix = cluster_prefix
+
+    def _inner(self, name):
+        return f"{self.prefix}_{name}" if self.prefix else name
+
+    def _outer(self, name):
+        if name is None or not self.prefix:
+            return name
+        head = self.prefix + "_"
+        if name.startswith(head) and len(name) > len(head):
+            return name[len(head):]
+        return None
+
+    def to_appliance_volume(self, name):
+        return to_appliance_volume(self._inner(name))
+
+    def legacy_volume_names(self, name):
+        return legacy_volume_names(self._inner(name))
+
+    def from_appliance_volume(self, aname):
+        return self._outer(from_appliance_volume(aname))
+
+    def snapshot_clone_name(self, volume, snap):
+        return snapshot_clone_name(self._inner(volume), snap)
+
+    def parse_snapshot_clone_name(self, aname):
+        parsed = parse_snapshot_clone_name(aname)
+        if parsed is None:
+            return None
+        volume = self._outer(parsed[0])
+        return None if volume is None else (volume, parsed[1])
+
+
 def snapshot_name(snap):
     """Appliance name of the Proxmox snapshot ``snap``."""
     return "s_" + snap

@@ -13,10 +13,9 @@ from jdss.changes import one_change_per_volume
 class SnapshotOperations:
     """Snapshots of the volumes of ``self.backend``."""
 
-    @staticmethod
-    def _snapshot_view(info, clones):
+    def _snapshot_view(self, info, clones):
         return {"name": naming.from_appliance_snapshot(info.name),
-                "volume": naming.from_appliance_volume(info.volume),
+                "volume": self.names.from_appliance_volume(info.volume),
                 "appliance_name": info.name, "creation": int(info.creation),
                 "used": info.used, "clones": clones, "size": info.size,
                 "guid": info.guid}
@@ -24,7 +23,7 @@ class SnapshotOperations:
     def _clone_names(self, aname, snap):
         """Proxmox names of the clones of ``aname@snap``, as the appliance
         answers them (list entries do not reliably carry clones)."""
-        return [naming.from_appliance_volume(c) or c
+        return [self.names.from_appliance_volume(c) or c
                 for c in self.backend.snapshot_clones(aname, snap)]
 
     def list_snapshots(self, volume):

@@ -46,13 +46,14 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations):
     def __init__(self, config, backend):
         self.config = config
         self.backend = backend
+        self.names = naming.Names(config.cluster_prefix)
 
     # views ----------------------------------------------------------------
     def _volume_view(self, name, info):
         origin = None
         if info.origin:
             source, snap = info.origin
-            source = naming.from_appliance_volume(source) or source
+            source = self.names.from_appliance_volume(source) or source
             origin = f"{source}@{naming.from_appliance_snapshot(snap) or snap}"
         return {"name": name, "appliance_name": info.name, "size": info.size,
                 "used": info.used, "thin": info.sparse,
@@ -69,7 +70,7 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations):
     def list_volumes(self):
         views = {}
         for info in self.backend.list_volumes():
-            name = naming.from_appliance_volume(info.name)
+            name = self.names.from_appliance_volume(info.name)
             if name is None:
                 continue
             if name in views:
@@ -79,8 +80,8 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations):
                                    info.name])
                 LOG.warning("volume %r exists as %s and %s; %s is used",
                             name, *shadowed,
-                            naming.to_appliance_volume(name))
-                if info.name != naming.to_appliance_volume(name):
+                            self.names.to_appliance_volume(name))
+                if info.name != self.names.to_appliance_volume(name):
                     continue
             views[name] = self._volume_view(name, info)
         return sorted(views.values(), key=lambda view: view["name"])
@@ -88,7 +89,7 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations):
     def _legacy_volume(self, name):
         """The volume an older release named ``name`` by (``vb_``), if it
         exists: a request per older form."""
-        for aname in naming.legacy_volume_names(name):
+        for aname in self.names.legacy_volume_names(name):
             try:
                 return self.backend.get_volume(aname)
             except errors.NotFound:
@@ -98,7 +99,8 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations):
     def _get_volume(self, name):
         naming.validate_volume_name(name)
         try:
-            return self.backend.get_volume(naming.to_appliance_volume(name))
+            return self.backend.get_volume(
+                self.names.to_appliance_volume(name))
         except errors.NotFound:
             legacy = self._legacy_volume(name)
             if legacy is None:
@@ -113,7 +115,7 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations):
         unless the volume is missing or has an older name."""
         naming.validate_volume_name(name)
         try:
-            return operation(naming.to_appliance_volume(name))
+            return operation(self.names.to_appliance_volume(name))
         except errors.NotFound:
             legacy = self._legacy_volume(name)
             if legacy is None:
@@ -156,7 +158,7 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations):
                 f"invalid block size {block_size!r}; expected one of "
                 + ", ".join(BLOCK_BYTES))
         size = _rounded(size, block_size)
-        aname = naming.to_appliance_volume(name)
+        aname = self.names.to_appliance_volume(name)
         self._check_name_free(name)
         try:
             self.backend.create_volume(aname, size, self._sparse(thin),
@@ -180,8 +182,15 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations):
             raise errors.NotFound(f"volume {name!r} not found") from None
         except errors.Busy as exc:
             raise self._why_busy(name, info.name, exc) from None
-        if info.origin and info.origin[1].startswith("c_"):
+        if info.origin and self._is_hidden_origin(name, info):
             self._drop_hidden_snapshot(*info.origin)
+
+    def _is_hidden_origin(self, name, info):
+        """Whether ``info``'s origin snapshot was made for this clone alone:
+        jdss's ``c_<clone>``, or the vendor's plugin's ``v_<clone>`` (a
+        linked clone of a template); it goes with the clone."""
+        snap = info.origin[1]
+        return snap.startswith("c_") or snap in (info.name, "v_" + name)
 
     def _drop_hidden_snapshot(self, volume, snap):
         try:
@@ -235,7 +244,7 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations):
         self._check_name_free(new_name)
         try:
             self.backend.rename_volume(
-                info.name, naming.to_appliance_volume(new_name))
+                info.name, self.names.to_appliance_volume(new_name))
         except errors.AlreadyExists:
             raise errors.AlreadyExists(
                 f"volume {new_name!r} already exists") from None
@@ -244,13 +253,13 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations):
                               f"target; run 'jdss target delete {name}' "
                               "first") from None
         return self._made(new_name, dataclasses.replace(
-            info, name=naming.to_appliance_volume(new_name)))
+            info, name=self.names.to_appliance_volume(new_name)))
 
     @one_change_per_volume
     def clone_volume(self, source, new_name, snapshot=None, thin=None):
         naming.validate_volume_name(new_name)
         info = self._get_volume(source)
-        clone = naming.to_appliance_volume(new_name)
+        clone = self.names.to_appliance_volume(new_name)
         self._check_name_free(new_name)
         if snapshot is None:
             snap = naming.clone_origin_snapshot(clone)

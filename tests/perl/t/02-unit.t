@@ -95,12 +95,15 @@ is($@, "jdss: not enough space for volume 'vm-100-disk-0'\n", 'one-line error');
 my $list = '[{"name":"vm-100-disk-0","size":10,"origin":null,"creation":1},'
     . '{"name":"base-200-disk-0","size":20,"origin":null,"creation":2},'
     . '{"name":"vm-201-disk-0","size":20,"origin":"base-200-disk-0@__base__","creation":3},'
+    . '{"name":"vm-202-disk-0","size":20,"origin":"base-200-disk-0@v_vm-202-disk-0","creation":5},'
     . '{"name":"proxmox-content","size":99,"origin":null,"creation":4}]';
 replies(['volume list', 0, $list]);
 my $cache = {};
 my $all = $P->list_images('j7', $scfg, undef, undef, $cache);
 is_deeply([map { $_->{volid} } @$all],
-    ['j7:vm-100-disk-0', 'j7:base-200-disk-0', 'j7:base-200-disk-0/vm-201-disk-0'], 'all images');
+    ['j7:vm-100-disk-0', 'j7:base-200-disk-0', 'j7:base-200-disk-0/vm-201-disk-0',
+     'j7:vm-202-disk-0'], 'all images; the vendor\'s linked clone by its plain name');
+is($all->[3]->{parent}, 'j7:base-200-disk-0', 'which still names its template');
 is($all->[2]->{parent}, 'j7:base-200-disk-0', 'parent');
 is($all->[2]->{vmid}, 201, 'owner');
 is($all->[0]->{ctime}, 1, 'ctime');

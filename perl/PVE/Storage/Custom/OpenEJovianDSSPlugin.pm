@@ -357,10 +357,12 @@ sub list_images {
         next if $name !~ m/^(?:vm|base)-(\d+)-/;
         my $owner = $1;
         my ($volname, $parent) = ($name, undef);
-        my ($source) = split /\@/, ($volume->{origin} // '');
+        my ($source, $snap) = split /\@/, ($volume->{origin} // ''), 2;
         if ($source && $source =~ m/^base-\d+-/ && $name =~ m/^vm-/) {
-            $volname = "$source/$name";
             $parent = "$storeid:$source";
+            # the vendor's linked clones hang from a snapshot v_<clone> and
+            # are named plainly in the guests' configurations
+            $volname = "$source/$name" if ($snap // '') ne "v_$name";
         }
         my $volid = "$storeid:$volname";
         if ($vollist) {
