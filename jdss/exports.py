@@ -442,6 +442,10 @@ class ExportOperations:
             records.remove(key)
             aname, target, _ = self._export_of(name, snapshot)
             if target is None:
+                # an exposed snapshot's clone outlives a lost export only
+                # while another node holds it
+                if snapshot is not None and not records.holders(key, []):
+                    self._drop_volume(aname)
                 return
             users = self._users(records, key, target,
                                 transport.initiator_name())

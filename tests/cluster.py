@@ -99,11 +99,11 @@ class Guest:
     """A running guest's disk: a qemu-io session with a node's initiator
     name, opened from the blockdev options Proxmox gives QEMU."""
 
-    def __init__(self, blockdev):
+    def __init__(self, blockdev, read_only=False):
         options = ",".join(f"file.{k}={v}" for k, v in sorted(
             blockdev.items()) if k != "driver")
         self.proc = subprocess.Popen(
-            ["qemu-io", "--image-opts",
+            ["qemu-io"] + (["-r"] if read_only else []) + ["--image-opts",
              f"driver=raw,file.driver={blockdev['driver']},{options}"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True)

@@ -247,3 +247,26 @@ def test_same_volume_name_in_two_pools_has_two_targets(cluster):
     assert len(cluster.exported("vm-213-disk-0")) == 2
     one.stop()
     two.stop()
+
+
+def test_a_snapshot_exposed_on_two_nodes_stays_until_both_let_go(cluster):
+    a, b = cluster.nodes["node-a"], cluster.nodes["node-b"]
+    volid = a.call("alloc", storage=STORAGE, vmid=106, name=None, kib=8192)
+    a.call("activate", volid=volid)
+    guest = cluster.guest("node-a", volid)
+    guest.run("write -P 0x65 0 1M")
+    a.call("snapshot", volid=volid, snap="s1")
+    guest.run("write -P 0x66 0 1M")
+    for node in (a, b):
+        node.call("activate", volid=volid, snap="s1")
+    readers = {name: Guest(cluster.nodes[name].call(
+        "blockdev_snap", volid=volid, snap="s1"), read_only=True)
+        for name in ("node-a", "node-b")}
+    readers["node-a"].stop()
+    a.call("deactivate", volid=volid, snap="s1")
+    assert "Pattern verification failed" not in readers["node-b"].run(
+        "read -P 0x65 0 1M"), "the first detach removed it under node B"
+    readers["node-b"].stop()
+    b.call("deactivate", volid=volid, snap="s1")
+    assert [iqn for iqn in cluster.targets() if "s1" in iqn] == []
+    guest.stop()

@@ -43,6 +43,8 @@ my %ops = (
         $_[0]->{snap}); return 1 },
     path => sub { return scalar(PVE::Storage::path(cfg(), $_[0]->{volid}, $_[0]->{snap})) },
     blockdev => sub { return PVE::Storage::qemu_blockdev_options(cfg(), $_[0]->{volid}) },
+    blockdev_snap => sub { return PVE::Storage::qemu_blockdev_options(cfg(), $_[0]->{volid},
+        undef, { 'snapshot-name' => $_[0]->{snap} }) },
     size => sub { return PVE::Storage::volume_size_info(cfg(), $_[0]->{volid}) },
     snapshot => sub { PVE::Storage::volume_snapshot(cfg(), $_[0]->{volid}, $_[0]->{snap});
         return 1 },

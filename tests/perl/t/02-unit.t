@@ -268,6 +268,27 @@ is_deeply(strip_globals((calls())[1]),
     ['volume', 'attach', 'proxmox-content', '--exclusive', '-f', 'value', '-c', 'path'],
     'iSCSI content volume attached');
 
+# another node holds the iSCSI content volume: this node still serves disks
+# and container volumes, lists no files, and says so (issue 14 item 5)
+replies(['volume show', 0, '{"name":"proxmox-content"}'],
+    ['volume attach', 6, '', "jdss: error: volume 'proxmox-content' is in use by node-a; it "
+        . "holds a local file system, which only one node may mount\n"],
+    ['volume list', 0, '[{"name":"vm-100-disk-0","size":10,"origin":null,"creation":1}]']);
+{
+    my @warnings;
+    local $SIG{__WARN__} = sub { push @warnings, @_ };
+    my $iscsi = { %$content, content_volume_type => 'iscsi', content => { iso => 1,
+        images => 1 } };
+    is($P->activate_storage('j7', $iscsi, {}), 1, 'activated for disks on the other node');
+    like("@warnings", qr/content volume not mounted on this node: jdss: volume 'proxmox-content' is in use by node-a/,
+        'a warning in the task log, not an error');
+    @warnings = ();
+    my $listed = $P->list_volumes('j7', $iscsi, undef, ['images', 'iso']);
+    is_deeply([map { $_->{volid} } @$listed], ['j7:vm-100-disk-0'], 'disks listed, no ISOs');
+    like("@warnings", qr/content volume is not mounted on this node; no iso listed/,
+        'and the listing says why');
+}
+
 # debug adds verbosity; no call goes through a shell
 replies(['pool show', 0, '{"size":1,"free":1,"used":0}']);
 $P->status('j7', { %$scfg, debug => 1 }, {});
