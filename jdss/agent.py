@@ -12,14 +12,17 @@ exactly what a ``jdss`` process would have given, and a request that
 crashes or hangs ends only its own child. Only root (or the agent's own
 user) may connect.
 
-Protocol, one JSON line each way on a Unix stream socket::
+Protocol, JSON lines on a Unix stream socket::
 
     request: {"protocol": 2, "argv": ["--storage", "s1", "pool", "show",
               "-f", "json"], "input": "text for stdin (optional)"}
+    accepted: {"protocol": 2, "accepted": true}       (at once)
     answer:  {"protocol": 2, "exit": 0, "stdout": "...", "stderr": "..."}
 
-A client that gets no such answer (no agent, a closed connection, a hang,
-another protocol) runs ``jdss`` itself.
+A client that is not told at once that its request was taken (no agent, a
+closed connection, a hang, another protocol) runs ``jdss`` itself: the
+command did not start in the agent. A bad request gets its answer (exit
+2) without the accepted line.
 """
 
 import argparse
@@ -120,6 +123,9 @@ def serve_request(conn):
                                  f"jdss: error: bad request: {exc}\n"})
                      .encode() + b"\n")
         return
+    # taken: the client now waits for the command, however long it runs
+    conn.sendall(json.dumps({"protocol": PROTOCOL, "accepted": True})
+                 .encode() + b"\n")
     stdin = _memfd("stdin", request.get("input", "").encode())
     out, err = _memfd("stdout"), _memfd("stderr")
     for fd, target in ((stdin, 0), (out, 1), (err, 2)):

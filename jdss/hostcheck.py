@@ -380,7 +380,10 @@ def agent(host):
             conn.connect(path)
             conn.sendall(json.dumps({"protocol": 2, "argv": ["--version"]})
                          .encode() + b"\n")
-            reply = json.loads(conn.makefile().readline())
+            lines = conn.makefile()
+            reply = json.loads(lines.readline())
+            if isinstance(reply, dict) and reply.get("accepted"):
+                reply = json.loads(lines.readline())
     except (OSError, ValueError) as exc:
         return fail("agent", f"{AGENT_SOCKET} does not answer: {exc}", fix)
     if not isinstance(reply, dict) or reply.get("protocol") != 2 \

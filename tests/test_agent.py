@@ -33,7 +33,10 @@ def agent(tmp_path):
             conn.connect(path)
             conn.sendall(raw if raw is not None
                          else json.dumps(request).encode() + b"\n")
-            line = conn.makefile().readline()
+            lines = conn.makefile()
+            line = lines.readline()
+            if line and json.loads(line).get("accepted"):
+                line = lines.readline()          # the answer follows
         return json.loads(line) if line else None
 
     ask.path = path

@@ -250,7 +250,11 @@ conn = socket.socket(socket.AF_UNIX)
 conn.connect(sys.argv[1])
 conn.sendall(json.dumps({"protocol": 2, "argv": ["-c", sys.argv[2], "pool", "show",
                                                  "-f", "json"]}).encode() + b"\n")
-print(json.loads(json.loads(conn.makefile().readline())["stdout"])["name"])' \
+lines = conn.makefile()
+reply = json.loads(lines.readline())
+if reply.get("accepted"):
+    reply = json.loads(lines.readline())
+print(json.loads(reply["stdout"])["name"])' \
     "$work/agent.sock" "$work/jdss.yaml")
 kill "$agent"; wait "$agent" || true
 agent=

@@ -53,7 +53,7 @@ is($call->[2], '--section', 'section follows');
 is_deeply(JSON::PP->new->decode($call->[3]), { type => 'joviandss', pool_name => 'Pool-7',
     config => '/etc/pve/j7.yaml', multipath => '1', shared => '1',
     content => 'images,rootdir' }, 'the section as Proxmox has it, without the password');
-ok(grep({ $_ eq 'rest_api_deadline=5' } @$call), 'status bounds the REST time');
+ok(grep({ $_ eq 'rest_api_deadline=3.5' } @$call), 'status bounds the REST time');
 
 # status and check_connection: one answer serves both
 replies(['pool show', 0, '{"name":"Pool-7","size":1000,"free":400,"used":600}']);

@@ -220,6 +220,22 @@ subtest 'errors say what is wrong' => sub {
     eval { PVE::Storage::vdisk_alloc($cfg, 'down', 100, 'raw', 'vm-100-disk-0', 1024) };
     like($@, qr/^jdss: no appliance address answered .*127\.0\.0\.1: connection refused/,
         'unreachable: one clear line');
+
+    # an appliance that accepts and never answers: status keeps its bound
+    my $emulator = start_emulator($dir);
+    write_yaml("$dir/hang.yaml", backend => 'joviandss', rest_api_addresses => ['127.0.0.1'],
+        rest_api_port => $emulator->{port}, driver_ssl_cert_path => $emulator->{cert},
+        rest_api_password_file => $emulator->{password_file});
+    JdssTest::write_file("$dir/emulator/faults.json",
+        '{"rules": [{"action": "delay", "seconds": 60}]}');
+    RealPVE::write_storage_cfg("joviandss: hangs\n\tpool_name Pool-0\n\tconfig $dir/hang.yaml\n"
+        . "\tcontent images\n\tshared 1\n");
+    my $started = time();
+    $info = PVE::Storage::storage_info(PVE::Storage::config());
+    my $took = time() - $started;
+    is($info->{hangs}->{active}, 0, 'a hanging appliance: inactive');
+    ok($took <= 6, "within the status bound ($took s)");
+    stop_emulator($emulator);
 };
 
 done_testing();

@@ -92,8 +92,13 @@ sub fake_agent {
     my $child = fork() // die;
     if (!$child) {
         # prove waits for every holder of the test's output (Test::More
-        # keeps copies of it): keep only the listening socket
-        POSIX::close($_) for grep { $_ != fileno($server) } 0 .. 63;
+        # keeps copies of it): keep only the listening socket. Perl never
+        # really closes fds 0 to 2, so they go to /dev/null rather than to
+        # a connection that would then stay open
+        open(STDIN, '<', '/dev/null');
+        open(STDOUT, '>', '/dev/null');
+        open(STDERR, '>', '/dev/null');
+        POSIX::close($_) for grep { $_ != fileno($server) } 3 .. 63;
         while (my $conn = $server->accept) {
             $behaviour->($conn);
             close($conn);
@@ -112,13 +117,16 @@ my %misbehaviours = (
     'answers half a line' => sub { my ($c) = @_; <$c>; print $c '{"protocol": 2, "exit": 0'; },
     'closes before reading (SIGPIPE)' => sub { my ($c) = @_; shutdown($c, 0); },
     'hangs' => sub { my ($c) = @_; sleep(30); },
+    'takes the request and dies' => sub { my ($c) = @_; <$c>;
+        print $c '{"protocol": 2, "accepted": true}' . "\n"; },
+    'takes the request and hangs' => sub { my ($c) = @_; <$c>;
+        print $c '{"protocol": 2, "accepted": true}' . "\n"; sleep(30); },
 );
 my $connect = \&IO::Socket::UNIX::new;
 # as in pvestatd and the API workers: a broken pipe would end the process
 local $SIG{PIPE} = 'DEFAULT';
-for my $case (sort keys %misbehaviours) {
+for my $case (grep { !/^takes/ } sort keys %misbehaviours) {
     my $fake = fake_agent($misbehaviours{$case});
-    local $PVE::Storage::Custom::OpenEJovianDSS::Common::TIMEOUT = 3;
     # let the agent act before the plugin writes (else the race hides it)
     no warnings 'redefine';
     local *IO::Socket::UNIX::new = sub {
@@ -133,6 +141,32 @@ for my $case (sort keys %misbehaviours) {
         undef, {}) };
     is_deeply($list, $cli_list, "agent $case: the plugin ran jdss itself");
     ok(time() - $started < 20, "agent $case: bounded");
+    kill('KILL', $fake);
+    waitpid($fake, 0);
+}
+# a request the agent took is never run a second time: when the agent ends
+# or hangs after taking it, the operation fails and says so
+{
+    my $fake = fake_agent($misbehaviours{'takes the request and dies'});
+    my $list = eval { $P->list_images('jj', $scfg, undef, undef, {}) };
+    like($@, qr/jdss-agent ended while running it .*run the operation again/,
+        'agent took the request and died: a clear error, no second run');
+    kill('KILL', $fake);
+    waitpid($fake, 0);
+}
+# status keeps its bound whatever the agent does
+for my $case ('hangs', 'takes the request and hangs') {
+    my $fake = fake_agent($misbehaviours{$case});
+    $C->can('forget_pool_status')->('jj');
+    my $started = time();
+    my @status = $P->status('jj', $scfg, {});
+    my $took = time() - $started;
+    if ($case eq 'hangs') {
+        ok($status[3], 'agent never takes it: status from jdss itself');
+    } else {
+        is_deeply(\@status, [0, 0, 0, 0], 'agent hangs on it: status inactive');
+    }
+    ok($took <= 6, "agent $case: status within its bound ($took s)");
     kill('KILL', $fake);
     waitpid($fake, 0);
 }

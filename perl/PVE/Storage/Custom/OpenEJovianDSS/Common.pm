@@ -14,6 +14,7 @@ use Errno qw(EINTR);
 use IO::Select;
 use IO::Socket::UNIX;
 use JSON::PP;
+use List::Util ();
 use POSIX ();
 use Socket qw(SOCK_STREAM);
 use Time::HiRes ();
@@ -28,7 +29,7 @@ our @EXPORT_OK = qw(properties common_options password_file read_passwords write
 
 our $JDSS = '/usr/bin/jdss';
 our $TIMEOUT = 600;               # seconds for one jdss call (jdssc_timeout)
-our $STATUS_DEADLINE = 5;         # seconds status may spend on the appliance
+our $STATUS_DEADLINE = 5;         # seconds status may take, whatever happens
 our $AGENT_SOCKET = '/run/jdss/agent.sock';
 our $AGENT_PROTOCOL = 2;
 our $PVE_ROOT = $ENV{JDSS_PVE_ROOT} // '/etc/pve';
@@ -278,14 +279,27 @@ sub run {
     my @globals = @{ $opts{globals} // [] };
     push @globals, '--set', "rest_api_deadline=$opts{deadline}" if $opts{deadline};
     my @argv = (global_args($storeid, $scfg, \@globals), @$args);
+    # one bound for the whole call, agent and fallback together (0: none)
     my $timeout = $opts{timeout} // ($scfg->{jdssc_timeout} || $TIMEOUT);
+    my $until = $timeout > 0 ? Time::HiRes::time() + $timeout : undef;
     my ($exit, $out, $err);
     my $reply = !defined($opts{output}) && !defined($opts{stdin})
         ? agent_call(\@argv, $opts{input}, $timeout) : undef;
+    if ($reply && $reply->{lost}) {
+        # the agent took it and ended: running it again could do it twice
+        my $what = join(' ', grep { !/^-/ } @$args[0 .. 1]);
+        die "jdss $what: jdss-agent ended while running it ($reply->{lost}); "
+            . "it may be partly done, run the operation again\n";
+    }
     if ($reply) {
         ($exit, $out, $err) = @$reply{qw(exit stdout stderr)};
     } else {
-        ($exit, $out, $err) = run_process(\@argv, $timeout, %opts);
+        my $left = defined($until) ? $until - Time::HiRes::time() : 0;
+        if (defined($until) && $left < 0.5) {
+            my $what = join(' ', grep { !/^-/ } @$args[0 .. 1]);
+            die "jdss $what did not answer within ${timeout} s\n";
+        }
+        ($exit, $out, $err) = run_process(\@argv, defined($until) ? $left : 0, %opts);
         if (!defined($exit)) {
             my $what = join(' ', grep { !/^-/ } @$args[0 .. 1]);
             die "jdss $what did not finish: $err\n";
@@ -315,43 +329,68 @@ sub run_process {
 }
 
 # One request to jdss-agent, which runs the very same command in a child
-# of its own. Returns {exit, stdout, stderr}, or undef whenever the agent
-# is absent or misbehaves (refuses, closes, hangs, answers garbage or
+# of its own. The agent says at once that it took the request; one that
+# does not within $AGENT_ACCEPT seconds has not started it, so running jdss
+# instead is safe. Returns {exit, stdout, stderr}, or undef whenever the
+# agent is absent or misbehaves (refuses, closes, hangs, answers garbage or
 # another protocol): the caller then runs jdss itself.
+our $AGENT_ACCEPT = 2;
+
 sub agent_call {
     my ($argv, $input, $timeout) = @_;
     return undef if !-S $AGENT_SOCKET;
     local $SIG{PIPE} = 'IGNORE';
+    my $start = Time::HiRes::time();
+    my $deadline = $start + ($timeout || $TIMEOUT);
+    my $taken = 0;
     my $reply = eval {
         my $socket = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $AGENT_SOCKET)
             or die "connect: $!\n";
         $socket->blocking(0);
         my $request = JSON::PP->new->canonical->encode({ protocol => $AGENT_PROTOCOL,
             argv => [map { "$_" } @$argv], defined($input) ? (input => $input) : () }) . "\n";
-        my $deadline = Time::HiRes::time() + ($timeout || $TIMEOUT);
+        my $accept_by = List::Util::min($deadline, $start + $AGENT_ACCEPT);
         my $select = IO::Select->new($socket);
         while (length($request)) {
-            die "timeout\n" if !$select->can_write($deadline - Time::HiRes::time());
+            die "timeout\n" if !$select->can_write($accept_by - Time::HiRes::time());
             my $sent = syswrite($socket, $request);
             next if !defined($sent) && $! == EINTR;
             die "write: $!\n" if !defined($sent);
             substr($request, 0, $sent, '');
         }
         shutdown($socket, 1);
-        my $answer = '';
-        while ($answer !~ m/\n/) {
-            die "timeout\n" if !$select->can_read($deadline - Time::HiRes::time());
+        my ($buffer, $answer) = ('', undef);
+        my $until = $accept_by;
+        while (!defined($answer)) {
+            if ($buffer =~ s/^([^\n]*)\n//) {
+                my $line = JSON::PP->new->decode($1);
+                die "not an answer\n" if ref($line) ne 'HASH';
+                if ($line->{accepted}) {
+                    $until = $deadline;          # taken: now its whole time
+                    $taken = 1;
+                    next;
+                }
+                $answer = $line;
+                last;
+            }
+            die "no answer in time\n" if !$select->can_read($until - Time::HiRes::time());
             my $got = sysread($socket, my $chunk, 65536);
             next if !defined($got) && $! == EINTR;
             die "read: $!\n" if !defined($got);
             die "closed\n" if !$got;
-            $answer .= $chunk;
+            $buffer .= $chunk;
         }
         close($socket);
-        JSON::PP->new->decode($answer);
+        $answer;
     };
-    return undef if ref($reply) ne 'HASH' || ($reply->{protocol} // 0) != $AGENT_PROTOCOL;
-    return undef if !defined($reply->{exit}) || $reply->{exit} !~ m/^\d+$/;
+    my $valid = ref($reply) eq 'HASH' && ($reply->{protocol} // 0) == $AGENT_PROTOCOL
+        && defined($reply->{exit}) && $reply->{exit} =~ m/^\d+$/;
+    if (!$valid) {
+        return undef if !$taken;          # not started: the caller runs jdss
+        my $why = $@ || "not an answer\n";
+        chomp($why);
+        return { lost => $why };
+    }
     $reply->{$_} //= '' for qw(stdout stderr);
     return $reply;
 }
@@ -381,9 +420,11 @@ sub pool_status {
     my ($storeid, $scfg) = @_;
     my $cached = $pool_cache{$storeid};
     return $cached->{pool} if $cached && Time::HiRes::time() - $cached->{at} < 2;
+    # within $STATUS_DEADLINE in every case: the appliance hangs, refuses
+    # or is slow, or jdss-agent hangs (then no time is left for a fallback)
     my $pool = eval {
-        run_json($storeid, $scfg, ['pool', 'show'], deadline => $STATUS_DEADLINE,
-            timeout => 3 * $STATUS_DEADLINE);
+        run_json($storeid, $scfg, ['pool', 'show'], deadline => $STATUS_DEADLINE - 1.5,
+            timeout => $STATUS_DEADLINE);
     };
     $pool = undef if ref($pool) ne 'HASH';
     $pool_cache{$storeid} = { at => Time::HiRes::time(), pool => $pool };
