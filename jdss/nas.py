@@ -40,6 +40,25 @@ class NasOperations:
         return self.nas_volume(name)
 
     @changes
+    def resize_nas_volume(self, name, size):
+        """Grow the quota of a NAS volume; never shrink it."""
+        current = self.nas_volume(name)
+        size = parse_size(size)
+        if size < current["quota"]:
+            raise errors.InvalidInput(
+                f"NAS volume {name!r} has a quota of {current['quota']} "
+                f"bytes; lowering it to {size} could leave its data over "
+                "quota, only growing is supported")
+        if size > current["quota"]:
+            try:
+                self.backend.resize_nas_volume(name, size)
+            except errors.NoSpace as exc:
+                raise errors.NoSpace(f"not enough space to grow NAS volume "
+                                     f"{name!r} to {size} bytes: {exc}") \
+                    from None
+        return self.nas_volume(name)
+
+    @changes
     def delete_nas_volume(self, name):
         self.nas_volume(name)
         path = f"{self.config.pool}/{name}"

@@ -284,6 +284,18 @@ def test_nas_volumes_and_shares(storage):
         storage.create_share("proxmox-content-jdss-pool-0")
 
 
+def test_nas_volume_grows_and_never_shrinks(storage):
+    storage.create_nas_volume("content", "10G")
+    assert storage.resize_nas_volume("content", "20G")["quota"] == 20 * G
+    assert storage.nas_volume("content")["quota"] == 20 * G
+    assert storage.resize_nas_volume("content", "20G")["quota"] == 20 * G
+    with pytest.raises(errors.InvalidInput, match="only growing"):
+        storage.resize_nas_volume("content", "5G")
+    assert storage.nas_volume("content")["quota"] == 20 * G
+    with pytest.raises(errors.NotFound):
+        storage.resize_nas_volume("absent", "1G")
+
+
 def test_pools_do_not_see_each_other(make_storage):
     first = make_storage(pool="Pool-0")
     second = make_storage(pool="Pool-1")

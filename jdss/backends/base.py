@@ -251,6 +251,10 @@ class Backend(abc.ABC):
         """Create a NAS volume limited to ``quota`` bytes."""
 
     @abc.abstractmethod
+    def resize_nas_volume(self, name, quota):
+        """Set the quota of a NAS volume to ``quota`` bytes."""
+
+    @abc.abstractmethod
     def delete_nas_volume(self, name):
         """Delete a NAS volume."""
 

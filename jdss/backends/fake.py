@@ -233,6 +233,11 @@ class FakeBackend(Backend):
             model.create_nas_volume(name, quota)
 
     @_translated
+    def resize_nas_volume(self, name, quota):
+        with self.store.transaction() as model:
+            model.resize_nas_volume(name, quota)
+
+    @_translated
     def delete_nas_volume(self, name):
         with self.store.transaction() as model:
             model.delete_nas_volume(name)

@@ -309,6 +309,9 @@ class JovianBackend(Backend):
         self._create(self._nas_path(), {"name": name, "quota": str(quota)},
                      self._nas_path(name))
 
+    def resize_nas_volume(self, name, quota):
+        self.client.request("PUT", self._nas_path(name), {"quota": str(quota)})
+
     def delete_nas_volume(self, name):
         self._delete(self._nas_path(name))
 

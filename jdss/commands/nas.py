@@ -42,6 +42,20 @@ class CreateNasVolume(base.ShowOne):
                                                           parsed_args.size))
 
 
+class ResizeNasVolume(base.ShowOne):
+    """Grow the quota of a NAS volume (it never shrinks)."""
+
+    def get_parser(self, prog_name):
+        parser = _name(super().get_parser(prog_name))
+        parser.add_argument("--size", required=True,
+                            help="new quota in bytes or with K/M/G/T suffix")
+        return parser
+
+    def take_action(self, parsed_args):
+        return self.record(self.storage.resize_nas_volume(parsed_args.name,
+                                                          parsed_args.size))
+
+
 class DeleteNasVolume(base.Command):
     """Delete a NAS volume and its share."""
 

@@ -243,7 +243,7 @@ replies(['nas-volume show', 4, '', "jdss: error: NAS volume 'proxmox-content' no
     ['nas-volume create', 0, '{}'], ['nas-volume attach', 0, '{}']);
 is($P->activate_storage('j7', $content, {}), 1, 'activate with an NFS content volume');
 is_deeply([map { strip_globals($_) } calls()],
-    [['nas-volume', 'show', 'proxmox-content'],
+    [['nas-volume', 'show', 'proxmox-content', '-f', 'json'],
      ['nas-volume', 'create', 'proxmox-content', '--size', '50G'],
      ['nas-volume', 'attach', 'proxmox-content', '--mountpoint', "$dir/content"]],
     'NFS content volume commands');
@@ -254,23 +254,46 @@ $P->deactivate_storage('j7', $content, {});
 is_deeply(strip_globals((calls())[0]),
     ['nas-volume', 'detach', 'proxmox-content', '--mountpoint', "$dir/content"], 'NFS unmount');
 
+# content_volume_size raised: the NAS volume's quota grows (never shrinks)
+{
+    my $quota = sub { '{"name":"proxmox-content","quota":' . ($_[0] * 1024**3) . '}' };
+    replies(['nas-volume show', 0, $quota->(20)], ['nas-volume resize', 0, $quota->(50)],
+        ['nas-volume attach', 0, '{}']);
+    my $said = '';
+    {
+        open(my $out, '>', \$said) or die;
+        my $old = select($out);
+        $P->activate_storage('j7', $content, {});
+        select($old);
+    }
+    is_deeply(strip_globals((calls())[1]),
+        ['nas-volume', 'resize', 'proxmox-content', '--size', '50G'], 'quota raised to 50G');
+    like($said, qr/content volume 'proxmox-content' grown from 20\.0 GiB to 50 GiB/,
+        'and the task log says so');
+    replies(['nas-volume show', 0, $quota->(80)], ['nas-volume attach', 0, '{}']);
+    $P->activate_storage('j7', $content, {});
+    is_deeply([map { $_->[0] eq 'nas-volume' ? $_->[1] : () } map { strip_globals($_) } calls()],
+        ['show', 'attach'], 'a larger volume is left as it is');
+}
+
 # content volume over iSCSI: an unformatted device gets the guide's hint
 open(my $blank, '>', "$dir/blank.img") or die $!;
 truncate($blank, 1024 * 1024);
 close($blank);
-replies(['volume show', 0, '{"name":"proxmox-content"}'],
+replies(['volume show', 0, '{"name":"proxmox-content","size":' . 50 * 1024**3 . '}'],
     ['volume attach', 0, "$dir/blank.img\n"]);
 $content->{path} = "$dir/content-iscsi";
 eval { $P->activate_storage('j7', { %$content, content_volume_type => 'iscsi' }, {}) };
-is($@, "Unable identify file system type for content storage, if that is a first run, "
-    . "format $dir/blank.img to a file system of your choise.\n", 'mkfs hint names the device');
+is($@, "content volume $dir/blank.img has no file system: on first use, format it "
+    . "(for example mkfs.ext4 $dir/blank.img) and activate the storage again\n",
+    'mkfs hint names the device');
 is_deeply(strip_globals((calls())[1]),
     ['volume', 'attach', 'proxmox-content', '--exclusive', '-f', 'value', '-c', 'path'],
     'iSCSI content volume attached');
 
 # another node holds the iSCSI content volume: this node still serves disks
 # and container volumes, lists no files, and says so (issue 14 item 5)
-replies(['volume show', 0, '{"name":"proxmox-content"}'],
+replies(['volume show', 0, '{"name":"proxmox-content","size":' . 50 * 1024**3 . '}'],
     ['volume attach', 6, '', "jdss: error: volume 'proxmox-content' is in use by node-a; it "
         . "holds a local file system, which only one node may mount\n"],
     ['volume list', 0, '[{"name":"vm-100-disk-0","size":10,"origin":null,"creation":1}]']);

@@ -10,6 +10,7 @@ use strict;
 use warnings;
 
 use File::Path qw(make_path);
+use JSON::PP ();
 
 use PVE::Tools qw(run_command);
 use PVE::Storage::Plugin;
@@ -235,20 +236,13 @@ sub activate_storage {
         // die "storage '$storeid' keeps ISOs, templates or backups: set "
         . "content_volume_name\n";
     my $path = content_path($scfg);
-    my $size = ($scfg->{content_volume_size} // 100) . 'G';
     make_path($path);
     if (content_volume_type($scfg) eq 'nfs') {
-        my ($exit) = run($storeid, $scfg, ['nas-volume', 'show', $name],
-            allow => [EXIT_NOT_FOUND]);
-        run($storeid, $scfg, ['nas-volume', 'create', $name, '--size', $size])
-            if $exit == EXIT_NOT_FOUND;
+        ensure_content_volume($storeid, $scfg, 'nas-volume', 'quota');
         run($storeid, $scfg, ['nas-volume', 'attach', $name, '--mountpoint', $path]);
     } else {
         return 1 if defined(mounted_at($path));
-        my ($exit) = run($storeid, $scfg, ['volume', 'show', $name],
-            allow => [EXIT_NOT_FOUND]);
-        run($storeid, $scfg, ['volume', 'create', $name, '--size', $size])
-            if $exit == EXIT_NOT_FOUND;
+        ensure_content_volume($storeid, $scfg, 'volume', 'size');
         # a local file system, mounted by one node only: the others use the
         # storage for disks and list no files
         my ($attach, $out, $err) = run($storeid, $scfg, ['volume', 'attach', $name,
@@ -265,6 +259,26 @@ sub activate_storage {
         make_path($class->get_subdir($scfg, $vtype)) if $scfg->{content}->{$vtype};
     }
     return 1;
+}
+
+# The content volume as content_volume_size says: made when missing, grown
+# when the size was raised (never shrunk). $kind is 'volume' or
+# 'nas-volume', $field the figure its show answers with.
+sub ensure_content_volume {
+    my ($storeid, $scfg, $kind, $field) = @_;
+    my $name = $scfg->{content_volume_name};
+    my $gib = $scfg->{content_volume_size} // 100;
+    my ($exit, $out) = run($storeid, $scfg, [$kind, 'show', $name, '-f', 'json'],
+        allow => [EXIT_NOT_FOUND]);
+    if ($exit == EXIT_NOT_FOUND) {
+        run($storeid, $scfg, [$kind, 'create', $name, '--size', "${gib}G"]);
+        return;
+    }
+    my $have = JSON::PP->new->decode($out)->{$field} // 0;
+    return if $have >= $gib * 1024**3;
+    run($storeid, $scfg, [$kind, 'resize', $name, '--size', "${gib}G"]);
+    printf("storage '%s': content volume '%s' grown from %.1f GiB to %d GiB\n",
+        $storeid, $name, $have / 1024**3, $gib);
 }
 
 sub mounted_at {
@@ -285,10 +299,37 @@ sub mount_content_device {
     my $fstype = '';
     run_command(['blkid', '-o', 'value', '-s', 'TYPE', $device],
         outfunc => sub { $fstype .= $_[0] }, noerr => 1);
-    die "Unable identify file system type for content storage, if that is a "
-        . "first run, format $device to a file system of your choise.\n"
+    die "content volume $device has no file system: on first use, format it "
+        . "(for example mkfs.ext4 $device) and activate the storage again\n"
         if $fstype eq '';
+    grow_ext_file_system($device, $path) if $fstype =~ m/^ext[234]$/;
     run_command(['mount', '-t', $fstype, $device, $path]);
+    # xfs grows only mounted; a no-op when it already fills the device
+    eval { run_command(['xfs_growfs', $path], outfunc => sub {}, errfunc => sub {}) }
+        if $fstype eq 'xfs';
+}
+
+# An ext file system smaller than its device (content_volume_size was
+# raised) is grown to fill it before it is mounted: checked, then resized,
+# as resize2fs requires offline. A failure leaves it as it was, and says so.
+sub grow_ext_file_system {
+    my ($device, $path) = @_;
+    my %super;
+    run_command(['dumpe2fs', '-h', $device], noerr => 1, errfunc => sub {},
+        outfunc => sub { $super{$1} = $2 if $_[0] =~ m/^(Block (?:count|size)):\s+(\d+)/ });
+    my $bytes = '';
+    run_command(['blockdev', '--getsize64', $device], noerr => 1, errfunc => sub {},
+        outfunc => sub { $bytes .= $_[0] });
+    my $fs = ($super{'Block count'} // 0) * ($super{'Block size'} // 0);
+    return if !$fs || $bytes !~ m/^(\d+)/ || $1 - $fs < 1024 * 1024;
+    eval {
+        # e2fsck exits 1 when it fixed something, which is fine here
+        run_command(['e2fsck', '-f', '-p', $device], outfunc => sub {}, errfunc => sub {},
+            noerr => 1) <= 1 or die "e2fsck found errors it cannot fix\n";
+        run_command(['resize2fs', $device], outfunc => sub {}, errfunc => sub {});
+        print "content volume at $path: file system grown to fill $device\n";
+    };
+    warn "content volume at $path: file system not grown: $@" if $@;
 }
 
 sub deactivate_storage {

@@ -1,0 +1,127 @@
+#!/usr/bin/perl
+# An iSCSI content volume's ext4 file system follows content_volume_size:
+# raised in storage.cfg, the volume is grown on the appliance and its file
+# system grown to fill it at the next activation, files kept. A real loop
+# device stands for the LUN (the kernel, blkid, e2fsck, resize2fs and mount
+# are real); jdss is t/jdss-recorder. Mounts stay in a mount namespace of
+# the test's own.
+use strict;
+use warnings;
+use FindBin;
+use Test::More;
+
+BEGIN {
+    plan skip_all => 'needs root and loop devices (losetup)'
+        if $> != 0 || !-e '/dev/loop-control' || system('losetup -f >/dev/null 2>&1') != 0;
+    if (!$ENV{JDSS_TEST_OWN_MOUNTS}) {
+        $ENV{JDSS_TEST_OWN_MOUNTS} = 1;
+        exec('unshare', '-m', '--propagation', 'private', $^X, "-I$FindBin::Bin/../lib", $0)
+            or die "unshare: $!\n";
+    }
+}
+
+use File::Temp qw(tempdir);
+use JSON::PP;
+
+use RealPVE;
+use JdssTest;
+
+my $P = 'PVE::Storage::Custom::OpenEJovianDSSPlugin';
+my $dir = tempdir(CLEANUP => 1);
+$ENV{JDSS_RECORDER_DIR} = $dir;
+$PVE::Storage::Custom::OpenEJovianDSS::Common::JDSS = "$FindBin::Bin/jdss-recorder";
+$PVE::Storage::Custom::OpenEJovianDSS::Common::AGENT_SOCKET = "$dir/no-agent.sock";
+my $GiB = 1024**3;
+
+sub replies {
+    open(my $fh, '>', "$dir/replies") or die $!;
+    print $fh join("\t", map { (my $v = $_) =~ s/\n/\\n/g; $v } @$_), "\n" for @_;
+    close($fh);
+    unlink "$dir/calls";
+}
+sub calls {    # each jdss call from its command word on
+    open(my $fh, '<', "$dir/calls") or return ();
+    return map {
+        my @args = @{ JSON::PP->new->decode($_) };
+        while (@args && $args[0] =~ m/^-/) {
+            my $option = shift @args;
+            shift @args if $option =~ m/^(--storage|--section|--set)$/;
+        }
+        join(' ', @args);
+    } <$fh>;
+}
+sub sh { system(@_) == 0 or die "@_ failed\n"; }
+sub capture { my $out = `@_`; die "@_ failed\n" if $?; chomp $out; return $out; }
+sub fs_bytes {
+    my ($path) = @_;
+    my (undef, $line) = split /\n/, capture("df -B1 --output=size $path");
+    $line =~ s/\s//g;
+    return $line;
+}
+
+my $image = "$dir/lun.img";
+sh('truncate', '-s', '1G', $image);
+my $loop = capture("losetup -f --show $image");
+my $path = "$dir/content";
+END {
+    system('umount', $path) if $path && system("findmnt -n $path >/dev/null") == 0;
+    system('losetup', '-d', $loop) if $loop;
+}
+sh('mkfs.ext4', '-q', $loop);
+
+my $scfg = { type => 'joviandss', pool_name => 'Pool-0', config => "$dir/none.yaml",
+    shared => 1, path => $path, content => { iso => 1, images => 1 },
+    content_volume_name => 'proxmox-content', content_volume_type => 'iscsi',
+    content_volume_size => 1 };
+my $show = sub { qq({"name":"proxmox-content","size":) . $_[0] * $GiB . '}' };
+
+# first activation: mounted as it is
+replies(['volume show', 0, $show->(1)], ['volume attach', 0, "$loop\n"]);
+is($P->activate_storage('s1', $scfg, {}), 1, 'content volume activated');
+like(capture('findmnt -n -o SOURCE', $path), qr/^\Q$loop\E$/, 'its file system mounted at path');
+JdssTest::write_file("$path/template/iso/keep.iso", "an ISO\n" x 1000);
+my $before = fs_bytes($path);
+replies(['volume detach', 0, '']);
+$P->deactivate_storage('s1', $scfg, {});
+ok(system("findmnt -n $path >/dev/null") != 0, 'unmounted on deactivation');
+
+# content_volume_size raised to 2: the appliance grows the LUN (as jdss
+# volume resize makes it do; here the loop device grows), then the file
+# system fills it before it is mounted again
+$scfg->{content_volume_size} = 2;
+sh('truncate', '-s', '2G', $image);
+sh('losetup', '-c', $loop);
+replies(['volume show', 0, $show->(1)], ['volume resize', 0, $show->(2)],
+    ['volume attach', 0, "$loop\n"]);
+my $said = '';
+{
+    open(my $out, '>', \$said) or die;
+    my $old = select($out);
+    $P->activate_storage('s1', $scfg, {});
+    select($old);
+}
+is_deeply([calls()], ['volume show proxmox-content -f json',
+    'volume resize proxmox-content --size 2G',
+    'volume attach proxmox-content --exclusive -f value -c path'],
+    'the volume grown on the appliance before it is attached');
+like($said, qr/grown from 1\.0 GiB to 2 GiB/, 'the task log says the volume grew');
+like($said, qr/file system grown to fill \Q$loop\E/, 'and that its file system did');
+my $after = fs_bytes($path);
+ok($after > $before * 1.8, "file system grown ($before -> $after bytes)");
+is(PVE::Tools::file_get_contents("$path/template/iso/keep.iso"), "an ISO\n" x 1000, 'files kept');
+
+# activated again with nothing to grow: no resize, no check
+replies(['volume detach', 0, '']);
+$P->deactivate_storage('s1', $scfg, {});
+replies(['volume show', 0, $show->(2)], ['volume attach', 0, "$loop\n"]);
+$said = '';
+{
+    open(my $out, '>', \$said) or die;
+    my $old = select($out);
+    $P->activate_storage('s1', $scfg, {});
+    select($old);
+}
+is($said, '', 'nothing to grow: nothing said');
+is(fs_bytes($path), $after, 'size unchanged');
+
+done_testing();
