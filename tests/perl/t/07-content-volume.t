@@ -1,7 +1,10 @@
 #!/usr/bin/perl
 # An iSCSI content volume's ext4 file system follows content_volume_size:
 # raised in storage.cfg, the volume is grown on the appliance and its file
-# system grown to fill it at the next activation, files kept. A real loop
+# system grown to fill it at the next activation, files kept. ISOs,
+# templates and backups on it are listed by the real PVE::Storage as by
+# Proxmox's own directory storages (notes, protection), and prune-backups
+# is honoured. A real loop
 # device stands for the LUN (the kernel, blkid, e2fsck, resize2fs and mount
 # are real); jdss is t/jdss-recorder. Mounts stay in a mount namespace of
 # the test's own.
@@ -20,6 +23,7 @@ BEGIN {
     }
 }
 
+use File::Path qw(make_path);
 use File::Temp qw(tempdir);
 use JSON::PP;
 
@@ -123,5 +127,54 @@ $said = '';
 }
 is($said, '', 'nothing to grow: nothing said');
 is(fs_bytes($path), $after, 'size unchanged');
+
+# content listings through the real Proxmox code --------------------------
+my $cfg = RealPVE::write_storage_cfg(<<"EOF");
+joviandss: s1
+	pool_name Pool-0
+	config $dir/none.yaml
+	content images,iso,vztmpl,backup
+	content_volume_name proxmox-content
+	content_volume_size 2
+	path $path
+	shared 1
+	prune-backups keep-last=2
+
+EOF
+make_path("$path/template/cache", "$path/dump");
+JdssTest::write_file("$path/template/iso/debian-12.iso", "iso\n");
+JdssTest::write_file("$path/template/cache/debian-12-standard_12.7-1_amd64.tar.zst", "ct\n");
+my @dumps = map { "vzdump-qemu-100-2026_11_0$_-10_00_00.vma.zst" } 1 .. 4;
+JdssTest::write_file("$path/dump/$_", "backup\n") for @dumps;
+JdssTest::write_file("$path/dump/vzdump-qemu-200-2026_11_01-10_00_00.vma.zst", "other\n");
+JdssTest::write_file("$path/dump/$dumps[3].notes", "before the upgrade\n");
+JdssTest::write_file("$path/dump/$dumps[0].protected", '');
+
+sub volids { return [sort map { $_->{volid} } @{ $_[0] }]; }
+is_deeply(volids(PVE::Storage::volume_list($cfg, 's1', undef, 'iso')),
+    ['s1:iso/debian-12.iso', 's1:iso/keep.iso'], 'ISOs listed');
+is_deeply(volids(PVE::Storage::volume_list($cfg, 's1', undef, 'vztmpl')),
+    ['s1:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst'], 'container templates listed');
+my %backups = map { $_->{volid} => $_ } @{ PVE::Storage::volume_list($cfg, 's1', 100, 'backup') };
+is_deeply([sort keys %backups], [map { "s1:backup/$_" } @dumps], "guest 100's backups");
+my $newest = $backups{"s1:backup/$dumps[3]"};
+is($newest->{notes}, 'before the upgrade', 'notes as Proxmox shows them');
+is($newest->{subtype}, 'qemu', 'backup of a VM');
+ok($backups{"s1:backup/$dumps[0]"}->{protected}, 'protection as Proxmox shows it');
+ok(!$newest->{protected}, 'others unprotected');
+is(PVE::Storage::path($cfg, "s1:backup/$dumps[1]"), "$path/dump/$dumps[1]",
+    'a backup lives on the content volume');
+
+# prune-backups keep-last=2: the two newest stay, the protected one too
+my $marks = PVE::Storage::prune_backups($cfg, 's1', undef, 100, 'qemu', 1, sub {});
+is_deeply({ map { $_->{volid} => $_->{mark} } @$marks }, {
+    "s1:backup/$dumps[0]" => 'protected', "s1:backup/$dumps[1]" => 'remove',
+    "s1:backup/$dumps[2]" => 'keep', "s1:backup/$dumps[3]" => 'keep' },
+    'prune-backups as configured');
+PVE::Storage::prune_backups($cfg, 's1', undef, 100, 'qemu', 0, sub {});
+ok(!-e "$path/dump/$dumps[1]", 'pruned backup removed from the content volume');
+ok(-e "$path/dump/$dumps[0]" && -e "$path/dump/$dumps[2]" && -e "$path/dump/$dumps[3]",
+    'the rest kept');
+ok(-e "$path/dump/vzdump-qemu-200-2026_11_01-10_00_00.vma.zst", "another guest's untouched");
 
 done_testing();

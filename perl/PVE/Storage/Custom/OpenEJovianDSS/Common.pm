@@ -138,7 +138,7 @@ sub common_options {
     my %options = map { $_ => { optional => 1 } } qw(
         config debug user_name user_password control_addresses control_port
         data_addresses ssl_cert_verify log_file jdssc_timeout delete_timeout
-        data_copy_bs content shared disable nodes);
+        data_copy_bs content shared disable nodes prune-backups);
     for my $layer (qw(jdssc_general jdssc_info multipath)) {
         $options{"${layer}_lock_$_"} = { optional => 1 }
             for qw(type path acquire_timeout hold_timeout);
