@@ -144,15 +144,19 @@ for my $case (grep { !/^takes/ } sort keys %misbehaviours) {
     kill('KILL', $fake);
     waitpid($fake, 0);
 }
-# a request the agent took is never run a second time: when the agent ends
-# or hangs after taking it, the operation fails and says so
+# a change the agent took is never made a second time: when the agent ends
+# after taking it, the operation fails and says so; a read is run again
 {
     my $fake = fake_agent($misbehaviours{'takes the request and dies'});
     my $list = eval { $P->list_images('jj', $scfg, undef, undef, {}) };
-    like($@, qr/jdss-agent ended while running it .*run the operation again/,
-        'agent took the request and died: a clear error, no second run');
+    is_deeply($list, $cli_list, 'agent took a read and died: the plugin ran jdss itself');
+    eval { $P->alloc_image('jj', $scfg, 100, 'raw', 'vm-100-disk-9', 1024) };
+    like($@, qr/jdss volume create: jdss-agent ended while running it .*run the operation again/,
+        'agent took a change and died: a clear error');
     kill('KILL', $fake);
     waitpid($fake, 0);
+    my $names = $P->list_images('jj', $scfg, undef, undef, {});
+    ok(!grep({ $_->{volid} =~ m/disk-9/ } @$names), 'and the change was not made behind it');
 }
 # status keeps its bound whatever the agent does
 for my $case ('hangs', 'takes the request and hangs') {

@@ -286,10 +286,13 @@ sub run {
     my $reply = !defined($opts{output}) && !defined($opts{stdin})
         ? agent_call(\@argv, $opts{input}, $timeout) : undef;
     if ($reply && $reply->{lost}) {
-        # the agent took it and ended: running it again could do it twice
+        # the agent took it and ended: a change run again could be made
+        # twice, so only a read is run again
         my $what = join(' ', grep { !/^-/ } @$args[0 .. 1]);
         die "jdss $what: jdss-agent ended while running it ($reply->{lost}); "
-            . "it may be partly done, run the operation again\n";
+            . "it may be partly done, run the operation again\n"
+            if ($args->[1] // '') !~ m/^(show|list)$/;
+        $reply = undef;
     }
     if ($reply) {
         ($exit, $out, $err) = @$reply{qw(exit stdout stderr)};
