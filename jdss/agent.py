@@ -14,15 +14,16 @@ user) may connect.
 
 Protocol, JSON lines on a Unix stream socket::
 
-    request: {"protocol": 2, "argv": ["--storage", "s1", "pool", "show",
+    request: {"protocol": 3, "argv": ["--storage", "s1", "pool", "show",
               "-f", "json"], "input": "text for stdin (optional)"}
-    accepted: {"protocol": 2, "accepted": true}       (at once)
-    answer:  {"protocol": 2, "exit": 0, "stdout": "...", "stderr": "..."}
+    accepted: {"protocol": 3, "accepted": true}       (at once)
+    answer:  {"protocol": 3, "exit": 0, "stdout": "...", "stderr": "..."}
 
 A client that is not told at once that its request was taken (no agent, a
 closed connection, a hang, another protocol) runs ``jdss`` itself: the
 command did not start in the agent. A bad request gets its answer (exit
-2) without the accepted line.
+2) without the accepted line; so does one of protocol 2 (before the
+accepted line), whose client then runs ``jdss`` itself, once.
 """
 
 import argparse
@@ -38,7 +39,7 @@ import time
 
 LOG = logging.getLogger("jdss.agent")
 DEFAULT_SOCKET = "/run/jdss/agent.sock"
-PROTOCOL = 2
+PROTOCOL = 3
 MAX_REQUEST = 1 << 20
 REQUEST_TIMEOUT = 10.0          # seconds a client may take to send its request
 # modules every command needs, imported before the first fork

@@ -378,7 +378,7 @@ def agent(host):
         with socket.socket(socket.AF_UNIX) as conn:
             conn.settimeout(5)
             conn.connect(path)
-            conn.sendall(json.dumps({"protocol": 2, "argv": ["--version"]})
+            conn.sendall(json.dumps({"protocol": 3, "argv": ["--version"]})
                          .encode() + b"\n")
             lines = conn.makefile()
             reply = json.loads(lines.readline())
@@ -386,7 +386,7 @@ def agent(host):
                 reply = json.loads(lines.readline())
     except (OSError, ValueError) as exc:
         return fail("agent", f"{AGENT_SOCKET} does not answer: {exc}", fix)
-    if not isinstance(reply, dict) or reply.get("protocol") != 2 \
+    if not isinstance(reply, dict) or reply.get("protocol") != 3 \
             or reply.get("exit") != 0:
         return fail("agent", f"{AGENT_SOCKET} answers {reply!r}", fix)
     from jdss import __version__

@@ -25,7 +25,7 @@ def agent(tmp_path):
     assert proc.stdout.readline().strip() == "ready"
 
     def ask(argv, input=None, raw=None):
-        request = {"protocol": 2, "argv": [str(a) for a in argv or ()]}
+        request = {"protocol": 3, "argv": [str(a) for a in argv or ()]}
         if input is not None:
             request["input"] = input
         with socket.socket(socket.AF_UNIX) as conn:
@@ -81,7 +81,7 @@ def test_answers_exactly_as_a_jdss_process(agent, config_file):
                  [*c, "volume", "lsit"],
                  ["--version"]):
         reply = agent(argv)
-        assert reply["protocol"] == 2
+        assert reply["protocol"] == 3
         assert same(reply, cli(*argv)), argv
     assert agent([*c, "volume", "show", "vm-999-disk-0"])["exit"] == 4
 
@@ -120,8 +120,11 @@ def test_configuration_is_read_afresh_for_every_request(agent, tmp_path):
 
 def test_bad_requests_get_an_answer_and_the_agent_goes_on(agent,
                                                          config_file):
+    # protocol 2 (no accepted line) is another protocol: its clients must
+    # run jdss themselves, once, and nothing runs here
     for raw in (b"not json\n", b'{"protocol": 1, "argv": []}\n',
-                b'{"protocol": 2, "argv": "pool show"}\n'):
+                b'{"protocol": 2, "argv": ["volume", "create", "v"]}\n',
+                b'{"protocol": 3, "argv": "pool show"}\n'):
         reply = agent(None, raw=raw)
         assert reply["exit"] == 2 and "bad request" in reply["stderr"]
     assert agent(["-c", config_file, "pool", "show"])["exit"] == 0
@@ -133,7 +136,7 @@ def test_a_hanging_request_blocks_no_other_and_is_ended(agent, config_file,
     hung.connect(agent.path)                  # never sends its request
     slow = socket.socket(socket.AF_UNIX)
     slow.connect(agent.path)
-    slow.sendall(json.dumps({"protocol": 2, "argv": [
+    slow.sendall(json.dumps({"protocol": 3, "argv": [
         "-c", str(config_file), "pool", "show"]}).encode())    # no newline
     started = time.monotonic()
     assert agent(["-c", config_file, "pool", "show"])["exit"] == 0
@@ -149,7 +152,7 @@ def test_a_crashing_child_leaves_the_agent_serving(agent, config_file):
     before = set(os.listdir("/proc"))
     with socket.socket(socket.AF_UNIX) as conn:
         conn.connect(agent.path)
-        conn.sendall(json.dumps({"protocol": 2, "argv": [
+        conn.sendall(json.dumps({"protocol": 3, "argv": [
             "-c", str(config_file), "pool", "show"]}).encode())
         time.sleep(0.3)
         children = [int(p) for p in set(os.listdir("/proc")) - before

@@ -248,7 +248,7 @@ reply=$(run /usr/bin/python3 -c '
 import json, socket, sys
 conn = socket.socket(socket.AF_UNIX)
 conn.connect(sys.argv[1])
-conn.sendall(json.dumps({"protocol": 2, "argv": ["-c", sys.argv[2], "pool", "show",
+conn.sendall(json.dumps({"protocol": 3, "argv": ["-c", sys.argv[2], "pool", "show",
                                                  "-f", "json"]}).encode() + b"\n")
 lines = conn.makefile()
 reply = json.loads(lines.readline())

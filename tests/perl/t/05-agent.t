@@ -114,13 +114,13 @@ my %misbehaviours = (
     'answers garbage' => sub { my ($c) = @_; <$c>; print $c "this is not json\n"; },
     'speaks another protocol' => sub { my ($c) = @_; <$c>;
         print $c '{"ok": true, "data": {"size": 1}}' . "\n"; },
-    'answers half a line' => sub { my ($c) = @_; <$c>; print $c '{"protocol": 2, "exit": 0'; },
+    'answers half a line' => sub { my ($c) = @_; <$c>; print $c '{"protocol": 3, "exit": 0'; },
     'closes before reading (SIGPIPE)' => sub { my ($c) = @_; shutdown($c, 0); },
     'hangs' => sub { my ($c) = @_; sleep(30); },
     'takes the request and dies' => sub { my ($c) = @_; <$c>;
-        print $c '{"protocol": 2, "accepted": true}' . "\n"; },
+        print $c '{"protocol": 3, "accepted": true}' . "\n"; },
     'takes the request and hangs' => sub { my ($c) = @_; <$c>;
-        print $c '{"protocol": 2, "accepted": true}' . "\n"; sleep(30); },
+        print $c '{"protocol": 3, "accepted": true}' . "\n"; sleep(30); },
 );
 my $connect = \&IO::Socket::UNIX::new;
 # as in pvestatd and the API workers: a broken pipe would end the process
@@ -173,6 +173,27 @@ for my $case ('hangs', 'takes the request and hangs') {
     ok($took <= 6, "agent $case: status within its bound ($took s)");
     kill('KILL', $fake);
     waitpid($fake, 0);
+}
+# an agent that takes no connection at all (its queue full): not waited for
+{
+    unlink($socket);
+    my $server = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Local => $socket, Listen => 1)
+        or die "listen: $!";
+    my @queued;
+    for (1 .. 64) {
+        my $c = IO::Socket::UNIX->new(Type => SOCK_STREAM()) or die;
+        $c->blocking(0);
+        last if !connect($c, Socket::pack_sockaddr_un($socket));
+        push @queued, $c;
+    }
+    ok(@queued < 64, 'the queue is full (' . scalar(@queued) . ' waiting)');
+    $C->can('forget_pool_status')->('jj');
+    my $started = time();
+    my @status = $P->status('jj', $scfg, {});
+    my $took = time() - $started;
+    ok($status[3], 'agent queue full: status from jdss itself');
+    ok($took <= 6, "agent queue full: within its bound ($took s)");
+    close($_) for @queued, $server;
 }
 unlink($socket);
 

@@ -31,7 +31,7 @@ our $JDSS = '/usr/bin/jdss';
 our $TIMEOUT = 600;               # seconds for one jdss call (jdssc_timeout)
 our $STATUS_DEADLINE = 5;         # seconds status may take, whatever happens
 our $AGENT_SOCKET = '/run/jdss/agent.sock';
-our $AGENT_PROTOCOL = 2;
+our $AGENT_PROTOCOL = 3;
 our $PVE_ROOT = $ENV{JDSS_PVE_ROOT} // '/etc/pve';
 
 # exit codes of jdss (README "Exit codes")
@@ -291,7 +291,7 @@ sub run {
         my $what = join(' ', grep { !/^-/ } @$args[0 .. 1]);
         die "jdss $what: jdss-agent ended while running it ($reply->{lost}); "
             . "it may be partly done, run the operation again\n"
-            if ($args->[1] // '') !~ m/^(show|list)$/;
+            if !is_read($args);
         $reply = undef;
     }
     if ($reply) {
@@ -331,6 +331,13 @@ sub run_process {
     return ($exit, $out, $err);
 }
 
+# Whether a jdss command only reads, so that running it again is harmless.
+sub is_read {
+    my ($args) = @_;
+    return ($args->[1] // '') =~ m/^(show|list|path)$/
+        || grep({ $_ eq '--dry-run' } @$args) ? 1 : 0;
+}
+
 # One request to jdss-agent, which runs the very same command in a child
 # of its own. The agent says at once that it took the request; one that
 # does not within $AGENT_ACCEPT seconds has not started it, so running jdss
@@ -347,9 +354,10 @@ sub agent_call {
     my $deadline = $start + ($timeout || $TIMEOUT);
     my $taken = 0;
     my $reply = eval {
-        my $socket = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $AGENT_SOCKET)
-            or die "connect: $!\n";
+        # never blocks: an agent whose queue is full has not taken it
+        my $socket = IO::Socket::UNIX->new(Type => SOCK_STREAM()) or die "socket: $!\n";
         $socket->blocking(0);
+        connect($socket, Socket::pack_sockaddr_un($AGENT_SOCKET)) or die "connect: $!\n";
         my $request = JSON::PP->new->canonical->encode({ protocol => $AGENT_PROTOCOL,
             argv => [map { "$_" } @$argv], defined($input) ? (input => $input) : () }) . "\n";
         my $accept_by = List::Util::min($deadline, $start + $AGENT_ACCEPT);
