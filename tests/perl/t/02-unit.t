@@ -18,6 +18,7 @@ my $dir = tempdir(CLEANUP => 1);
 $ENV{JDSS_RECORDER_DIR} = $dir;
 $PVE::Storage::Custom::OpenEJovianDSS::Common::JDSS = "$FindBin::Bin/jdss-recorder";
 $PVE::Storage::Custom::OpenEJovianDSS::Common::AGENT_SOCKET = "$dir/no-agent.sock";
+$PVE::Storage::Custom::OpenEJovianDSSPlugin::LOCK_DIR = "$dir/lock";
 
 my $scfg = { type => 'joviandss', pool_name => 'Pool-7', config => '/etc/pve/j7.yaml',
     multipath => 1, shared => 1, content => { images => 1, rootdir => 1 } };
@@ -274,6 +275,12 @@ is_deeply(strip_globals((calls())[0]),
     $P->activate_storage('j7', $content, {});
     is_deeply([map { $_->[0] eq 'nas-volume' ? $_->[1] : () } map { strip_globals($_) } calls()],
         ['show', 'attach'], 'a larger volume is left as it is');
+    replies(['nas-volume show', 0, $quota->(20)], ['nas-volume attach', 0, '{}']);
+    my %unset = %$content;
+    delete $unset{content_volume_size};
+    $P->activate_storage('j7', \%unset, {});
+    is_deeply([map { $_->[0] eq 'nas-volume' ? $_->[1] : () } map { strip_globals($_) } calls()],
+        ['show', 'attach'], 'content_volume_size not set: never grown');
 }
 
 # content volume over iSCSI: an unformatted device gets the guide's hint

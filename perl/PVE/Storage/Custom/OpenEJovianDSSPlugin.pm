@@ -10,6 +10,7 @@ use strict;
 use warnings;
 
 use File::Path qw(make_path);
+use Cwd ();
 use JSON::PP ();
 
 use PVE::Tools qw(run_command);
@@ -229,6 +230,9 @@ sub has_content_volume {
     return grep { $content->{$_} } qw(iso vztmpl backup);
 }
 
+# The node-local lock of a content volume's attach, mount and growth.
+our $LOCK_DIR = '/var/lock/pve-manager';
+
 sub activate_storage {
     my ($class, $storeid, $scfg, $cache) = @_;
     return 1 if !has_content_volume($scfg);
@@ -238,22 +242,18 @@ sub activate_storage {
     my $path = content_path($scfg);
     make_path($path);
     if (content_volume_type($scfg) eq 'nfs') {
-        ensure_content_volume($storeid, $scfg, 'nas-volume', 'quota');
+        my $quota = ensure_content_volume($storeid, $scfg, 'nas-volume', 'quota');
+        grow_content_volume($storeid, $scfg, 'nas-volume', $quota);
         run($storeid, $scfg, ['nas-volume', 'attach', $name, '--mountpoint', $path]);
     } else {
-        return 1 if defined(mounted_at($path));
-        ensure_content_volume($storeid, $scfg, 'volume', 'size');
-        # a local file system, mounted by one node only: the others use the
-        # storage for disks and list no files
-        my ($attach, $out, $err) = run($storeid, $scfg, ['volume', 'attach', $name,
-            '--exclusive', '-f', 'value', '-c', 'path'], allow => [EXIT_BUSY]);
-        if ($attach == EXIT_BUSY) {
-            warn "storage '$storeid': content volume not mounted on this node: "
-                . error_message($err, $attach) . "\n";
-            return 1;
-        }
-        chomp $out;
-        mount_content_device($out, $path);
+        my $device = mounted_at($path);
+        # mounted and as large as asked: nothing to do, nothing asked
+        return 1 if defined($device) && !content_too_small($scfg, $device);
+        make_path($LOCK_DIR);
+        PVE::Tools::lock_file("$LOCK_DIR/jdss-content-$storeid", 120, sub {
+            activate_iscsi_content($storeid, $scfg, $path);
+        });
+        die $@ if $@;
     }
     for my $vtype (qw(iso vztmpl backup)) {
         make_path($class->get_subdir($scfg, $vtype)) if $scfg->{content}->{$vtype};
@@ -261,24 +261,75 @@ sub activate_storage {
     return 1;
 }
 
-# The content volume as content_volume_size says: made when missing, grown
-# when the size was raised (never shrunk). $kind is 'volume' or
-# 'nas-volume', $field the figure its show answers with.
+# Attached exclusively and mounted (under the lock): a local file system,
+# mounted by one node only; the others use the storage for disks and list
+# no files. Grown when content_volume_size asks for more.
+sub activate_iscsi_content {
+    my ($storeid, $scfg, $path) = @_;
+    my $name = $scfg->{content_volume_name};
+    my $device = mounted_at($path);
+    my $mounted_now = 0;
+    if (!defined($device)) {
+        ensure_content_volume($storeid, $scfg, 'volume', 'size');
+        my ($attach, $out, $err) = run($storeid, $scfg, ['volume', 'attach', $name,
+            '--exclusive', '-f', 'value', '-c', 'path'], allow => [EXIT_BUSY]);
+        if ($attach == EXIT_BUSY) {
+            warn "storage '$storeid': content volume not mounted on this node: "
+                . error_message($err, $attach) . "\n";
+            return;
+        }
+        chomp($device = $out);
+        mount_content_device($device, $path);
+        $mounted_now = 1;
+    }
+    my $grown = content_too_small($scfg, $device)
+        && grow_content_volume($storeid, $scfg, 'volume', device_bytes($device), '--rescan');
+    grow_file_system($device, $path) if $grown || $mounted_now;
+}
+
+# The content volume, made when missing at content_volume_size (100 GiB by
+# default); returns its size (or quota) in bytes when it was there.
 sub ensure_content_volume {
     my ($storeid, $scfg, $kind, $field) = @_;
     my $name = $scfg->{content_volume_name};
-    my $gib = $scfg->{content_volume_size} // 100;
     my ($exit, $out) = run($storeid, $scfg, [$kind, 'show', $name, '-f', 'json'],
         allow => [EXIT_NOT_FOUND]);
-    if ($exit == EXIT_NOT_FOUND) {
-        run($storeid, $scfg, [$kind, 'create', $name, '--size', "${gib}G"]);
-        return;
-    }
-    my $have = JSON::PP->new->decode($out)->{$field} // 0;
-    return if $have >= $gib * 1024**3;
-    run($storeid, $scfg, [$kind, 'resize', $name, '--size', "${gib}G"]);
+    return JSON::PP->new->decode($out)->{$field} // 0 if $exit != EXIT_NOT_FOUND;
+    my $gib = $scfg->{content_volume_size} // 100;
+    run($storeid, $scfg, [$kind, 'create', $name, '--size', "${gib}G"]);
+    return undef;
+}
+
+# Grown on the appliance when content_volume_size, set in storage.cfg,
+# asks for more than $have bytes (never shrunk, never grown unasked).
+sub grow_content_volume {
+    my ($storeid, $scfg, $kind, $have, @options) = @_;
+    my $gib = $scfg->{content_volume_size};
+    return 0 if !defined($gib) || !defined($have) || $have >= $gib * 1024**3;
+    my $name = $scfg->{content_volume_name};
+    run($storeid, $scfg, [$kind, 'resize', $name, '--size', "${gib}G", @options]);
     printf("storage '%s': content volume '%s' grown from %.1f GiB to %d GiB\n",
         $storeid, $name, $have / 1024**3, $gib);
+    return 1;
+}
+
+# Whether the device is smaller than content_volume_size asks; read from
+# sysfs, without a process or a request.
+sub content_too_small {
+    my ($scfg, $device) = @_;
+    return 0 if !defined($scfg->{content_volume_size});
+    my $bytes = device_bytes($device);
+    return defined($bytes) && $bytes < $scfg->{content_volume_size} * 1024**3;
+}
+
+sub device_bytes {
+    my ($device) = @_;
+    my $real = Cwd::abs_path($device) // return undef;
+    my ($name) = $real =~ m{^/dev/([^/]+)$} or return undef;
+    open(my $fh, '<', "/sys/class/block/$name/size") or return undef;
+    my $sectors = <$fh>;
+    close($fh);
+    return defined($sectors) && $sectors =~ m/^(\d+)/ ? $1 * 512 : undef;
 }
 
 sub mounted_at {
@@ -296,40 +347,40 @@ sub mounted_at {
 sub mount_content_device {
     my ($device, $path) = @_;
     return if defined(mounted_at($path));
-    my $fstype = '';
-    run_command(['blkid', '-o', 'value', '-s', 'TYPE', $device],
-        outfunc => sub { $fstype .= $_[0] }, noerr => 1);
+    my $fstype = file_system_type($device);
     die "content volume $device has no file system: on first use, format it "
         . "(for example mkfs.ext4 $device) and activate the storage again\n"
         if $fstype eq '';
-    grow_ext_file_system($device, $path) if $fstype =~ m/^ext[234]$/;
     run_command(['mount', '-t', $fstype, $device, $path]);
-    # xfs grows only mounted; a no-op when it already fills the device
-    eval { run_command(['xfs_growfs', $path], outfunc => sub {}, errfunc => sub {}) }
-        if $fstype eq 'xfs';
 }
 
-# An ext file system smaller than its device (content_volume_size was
-# raised) is grown to fill it before it is mounted: checked, then resized,
-# as resize2fs requires offline. A failure leaves it as it was, and says so.
-sub grow_ext_file_system {
+sub file_system_type {
+    my ($device) = @_;
+    my $fstype = '';
+    run_command(['blkid', '-o', 'value', '-s', 'TYPE', $device],
+        outfunc => sub { $fstype .= $_[0] }, noerr => 1);
+    return $fstype;
+}
+
+# Fill the device, mounted, as ext3/4 and xfs allow; a no-op when the file
+# system already does. A failure is said, with what to run by hand.
+sub grow_file_system {
     my ($device, $path) = @_;
-    my %super;
-    run_command(['dumpe2fs', '-h', $device], noerr => 1, errfunc => sub {},
-        outfunc => sub { $super{$1} = $2 if $_[0] =~ m/^(Block (?:count|size)):\s+(\d+)/ });
-    my $bytes = '';
-    run_command(['blockdev', '--getsize64', $device], noerr => 1, errfunc => sub {},
-        outfunc => sub { $bytes .= $_[0] });
-    my $fs = ($super{'Block count'} // 0) * ($super{'Block size'} // 0);
-    return if !$fs || $bytes !~ m/^(\d+)/ || $1 - $fs < 1024 * 1024;
+    my $fstype = file_system_type($device);
+    my $command = $fstype =~ m/^ext[34]$/ ? ['resize2fs', $device]
+        : $fstype eq 'xfs' ? ['xfs_growfs', $path] : return;
+    my $said = '';
     eval {
-        # e2fsck exits 1 when it fixed something, which is fine here
-        run_command(['e2fsck', '-f', '-p', $device], outfunc => sub {}, errfunc => sub {},
-            noerr => 1) <= 1 or die "e2fsck found errors it cannot fix\n";
-        run_command(['resize2fs', $device], outfunc => sub {}, errfunc => sub {});
-        print "content volume at $path: file system grown to fill $device\n";
+        run_command($command, outfunc => sub { $said .= "$_[0]\n" },
+            errfunc => sub { $said .= "$_[0]\n" });
     };
-    warn "content volume at $path: file system not grown: $@" if $@;
+    if ($@) {
+        my @why = grep { m/\S/ && !m/^resize2fs \d/ } split(/\n/, $said);
+        warn "content volume at $path: its $fstype file system was not grown ("
+            . (join('; ', @why) || 'failed') . "); run '@$command' by hand\n";
+    } elsif ($said =~ m/is now \d+ .*blocks long|data blocks changed/) {
+        print "content volume at $path: file system grown to fill $device\n";
+    }
 }
 
 sub deactivate_storage {
