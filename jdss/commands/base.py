@@ -92,7 +92,8 @@ class DisplayMixin(JdssCommandMixin):
             import stevedore
             formatters = stevedore.NamedExtensionManager(
                 self.formatter_namespace, names=[wanted], invoke_on_load=True,
-                warn_on_missing_entrypoint=False)
+                # a name not found is for argparse to refuse, below
+                on_missing_entrypoints_callback=lambda names: None)
             if formatters.names():
                 return formatters
         # help, or a name argparse must refuse: cliff's own way
