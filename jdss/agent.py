@@ -2,9 +2,10 @@
 
 Proxmox calls the plugin constantly (status every 10 seconds on every node,
 lists, allocations, snapshots), and starting Python with jdss's imports
-costs far more than the work. The agent imports jdss once; for each request
-it forks a child that runs the very same command code (``JdssApp().run``)
-on the request's argument list, with the request's text as stdin and its
+costs far more than the work. The agent imports jdss once; each request is
+served by a child of its own, forked ahead of it, that runs the very same
+command code (``JdssApp().run``, the app built for it alone) on the
+request's argument list, with the request's text as stdin and its
 stdout and stderr captured, and answers with the exit code and both
 outputs. Nothing but the imports is shared between requests: each child
 reads its configuration afresh and holds its own locks, so an answer is
@@ -27,6 +28,7 @@ accepted line), whose client then runs ``jdss`` itself, once.
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -42,27 +44,55 @@ DEFAULT_SOCKET = "/run/jdss/agent.sock"
 PROTOCOL = 3
 MAX_REQUEST = 1 << 20
 REQUEST_TIMEOUT = 10.0          # seconds a client may take to send its request
-# modules every command needs, imported before the first fork
+# modules the plugin's commands use, imported before the first fork: what
+# a child imports itself costs it as much as a jdss process (the table
+# that commands run without -f print, and the wcwidth prettytable loads
+# to draw it: 20 ms; the transports: 5 ms)
 PRELOAD = ("cliff.app", "cliff.commandmanager", "cliff.show", "cliff.lister",
            "cliff.formatters.json_format", "cliff.formatters.value",
-           "stevedore", "yaml", "requests", "urllib3", "jdss.app",
-           "jdss.commands.base", "jdss.commands.volume",
-           "jdss.commands.snapshot", "jdss.commands.pool", "jdss.config",
-           "jdss.pvecfg", "jdss.storage", "jdss.drivers",
-           "jdss.backends.rest", "jdss.backends.fake")
+           "cliff.formatters.table", "prettytable", "wcwidth", "stevedore",
+           "yaml", "requests", "urllib3", "jdss.app", "jdss.commands.base",
+           "jdss.commands.volume", "jdss.commands.snapshot",
+           "jdss.commands.pool", "jdss.config", "jdss.pvecfg", "jdss.storage",
+           "jdss.drivers", "jdss.backends.rest", "jdss.backends.fake",
+           "jdss.transport", "jdss.rollback", "jdss_iscsi.direct",
+           "jdss_iscsi.iscsi", "jdss_multipath.multipath", "jdss_nfs.nfs")
+# os-brick, which the kernel transports (iscsi, multipath) load to attach
+# and detach: 0.7 s of imports in each such child. It also makes every
+# fork dearer (25 MB more to copy-on-write), so the agent imports it only
+# once a child has needed it: on nodes whose storages use a kernel
+# transport, from their first activation on.
+PRELOAD_BRICK = ("os_brick", "os_brick.initiator.connector",
+                 "oslo_concurrency.lockutils", "oslo_concurrency.processutils",
+                 "oslo_config.cfg")
+SPARES = 2                      # children forked ahead, waiting for a request
+WANTS_BRICK = 0                 # child -> agent: "preload os-brick"
+
+
+def _import(names):
+    import importlib
+    import warnings
+    with warnings.catch_warnings():
+        # oslo.privsep's eventlet warns that it is deprecated (jdss_iscsi's
+        # brick module silences the same warning)
+        warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except ImportError as exc:    # an optional driver, say
+                LOG.debug("not preloaded: %s: %s", name, exc)
 
 
 def preload():
     """Import what commands use, so that children start warm."""
-    import importlib
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:        # an optional formatter, say
-            LOG.debug("not preloaded: %s: %s", name, exc)
+    _import(PRELOAD)
     # build and drop one app: fills importlib's and stevedore's caches
     from jdss.app import JdssApp
     JdssApp()
+
+
+def brick_loaded():
+    return PRELOAD_BRICK[1] in sys.modules
 
 
 def peer_uid(conn):
@@ -97,6 +127,12 @@ def read_request(conn):
     return request
 
 
+def jdss_program():
+    """The path of ``jdss`` beside this agent: the program name that
+    messages and help show."""
+    return os.path.join(os.path.dirname(sys.argv[0]), "jdss")
+
+
 def _memfd(name, data=b""):
     fd = os.memfd_create(name)
     os.write(fd, data)
@@ -114,8 +150,9 @@ def _drain(fd):
         chunks.append(chunk)
 
 
-def serve_request(conn):
-    """In the child: run one request's command and answer it."""
+def serve_request(conn, app=None):
+    """In the child: run one request's command and answer it; ``app`` is a
+    JdssApp built ahead for it (the child's own, never run before)."""
     try:
         request = read_request(conn)
     except ValueError as exc:
@@ -135,11 +172,10 @@ def serve_request(conn):
     for handler in root.handlers[:]:     # the agent's own, not the command's
         root.removeHandler(handler)
     # the program name messages and help show: jdss's, not the agent's
-    sys.argv = [os.path.join(os.path.dirname(sys.argv[0]), "jdss")] \
-        + request["argv"]
+    sys.argv = [jdss_program()] + request["argv"]
     from jdss.app import JdssApp
     try:
-        code = JdssApp().run(request["argv"])
+        code = (app or JdssApp()).run(request["argv"])
     except SystemExit as exc:              # argparse errors, --help
         code = exc.code if isinstance(exc.code, int) else 2
     except BaseException as exc:           # never without an answer
@@ -154,12 +190,20 @@ def serve_request(conn):
 
 
 class Agent:
-    """The listening socket and the children serving requests."""
+    """The listening socket and the children serving requests.
 
-    def __init__(self, path, max_seconds):
+    SPARES children are forked ahead of requests: each builds its JdssApp,
+    then waits for a connection, serves that one request and ends, so a
+    request finds the fork and the app already made. A child tells the
+    agent when it takes a connection (its PID on a pipe); the agent then
+    forks a replacement and times the request.
+    """
+
+    def __init__(self, path, max_seconds, spares=SPARES):
         self.path = path
         self.max_seconds = max_seconds
-        self.children = {}               # pid -> start time
+        self.spares = spares
+        self.children = {}       # pid -> start of its request, None: waiting
         self.stopping = False
         directory = os.path.dirname(path) or "."
         os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -172,47 +216,99 @@ class Agent:
         finally:
             os.umask(old_umask)
         self.sock.listen(128)
+        self.sock.setblocking(False)     # waiting children race to accept
+        # children -> agent: "I took a connection" (a PID, 4 bytes)
+        self.taken_r, self.taken_w = os.pipe()
+        os.set_blocking(self.taken_r, False)
+        # agent -> children: closed when the agent ends, however it ends
+        self.alive_r, self.alive_w = os.pipe()
 
     def stop(self, *_args):
         self.stopping = True
 
     def run(self):
-        allowed = {0, os.getuid()}
         while not self.stopping:
             self.reap()
+            self.fork_spares()
             try:
-                ready = select.select([self.sock], [], [], 0.5)[0]
+                ready = select.select([self.taken_r], [], [], 0.5)[0]
             except InterruptedError:
                 continue
-            if not ready:
-                continue
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            if peer_uid(conn) not in allowed:
-                conn.close()
-                continue
-            self.fork(conn)
+            if ready:
+                self.note_taken()
+        self.note_taken()
+        for pid, started in self.children.items():
+            if started is None:          # waiting: no request to finish
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
         self.sock.close()
         if os.path.exists(self.path):
             os.unlink(self.path)
 
-    def fork(self, conn):
-        pid = os.fork()
-        if pid == 0:
-            code = 0
+    def fork_spares(self):
+        waiting = sum(1 for started in self.children.values()
+                      if started is None)
+        for _ in range(self.spares - waiting):
             try:
-                self.sock.close()
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                serve_request(conn)
-            except BaseException:        # the client sees a closed socket
-                code = 1
-            finally:
-                os._exit(code)
-        conn.close()
-        self.children[pid] = time.monotonic()
+                pid = os.fork()
+            except OSError as exc:       # out of processes or memory
+                LOG.warning("cannot fork: %s", exc.strerror)
+                return
+            if pid == 0:
+                code = 0
+                try:
+                    self.child()
+                except BaseException:    # the client sees a closed socket
+                    code = 1
+                finally:
+                    os._exit(code)
+            self.children[pid] = None
+
+    def note_taken(self):
+        try:
+            data = os.read(self.taken_r, 4096)
+        except BlockingIOError:
+            return
+        now = time.monotonic()
+        for (pid,) in struct.iter_unpack("i", data[:len(data) // 4 * 4]):
+            if pid == WANTS_BRICK and not brick_loaded():
+                _import(PRELOAD_BRICK)   # for the children forked from now
+            elif pid in self.children:
+                self.children[pid] = now
+
+    def child(self):
+        """In a child: wait for one connection and serve it."""
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in (self.taken_r, self.alive_w):
+            os.close(fd)
+        sys.argv = [jdss_program()]
+        from jdss.app import JdssApp
+        try:
+            app = JdssApp()
+        except Exception:                # made again, and answered, later
+            app = None
+        allowed = {0, os.getuid()}
+        while True:
+            ready = select.select([self.sock, self.alive_r], [], [])[0]
+            if self.alive_r in ready:
+                return                   # the agent is gone
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                continue                 # another child took it
+            break
+        os.write(self.taken_w, struct.pack("i", os.getpid()))
+        self.sock.close()
+        conn.setblocking(True)
+        if peer_uid(conn) not in allowed:
+            conn.close()
+            return
+        had_brick = brick_loaded()
+        serve_request(conn, app)
+        if not had_brick and brick_loaded():
+            os.write(self.taken_w, struct.pack("i", WANTS_BRICK))
 
     def reap(self):
         """Collect finished children; end those past the time limit."""
@@ -223,7 +319,8 @@ class Agent:
                 done = pid
             if done:
                 del self.children[pid]
-            elif time.monotonic() - started > self.max_seconds:
+            elif started is not None and \
+                    time.monotonic() - started > self.max_seconds:
                 LOG.warning("request in process %d ran over %g s: ending it",
                             pid, self.max_seconds)
                 os.kill(pid, signal.SIGKILL)
