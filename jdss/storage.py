@@ -235,7 +235,10 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations):
                 raise errors.NoSpace(f"not enough space to grow volume "
                                      f"{name!r} to {size} bytes: {exc}") \
                     from None
-        return self._made(name, dataclasses.replace(info, size=size))
+        # the volume as read before, at its new size: growing changes
+        # nothing else Proxmox reads, and a read-back would be one more
+        # request (the vendor's resize makes two)
+        return self._volume_view(name, dataclasses.replace(info, size=size))
 
     @one_change_per_volume
     def rename_volume(self, name, new_name):
