@@ -56,7 +56,7 @@ is_deeply(JSON::PP->new->decode($call->[3]), { type => 'joviandss', pool_name =>
     content => 'images,rootdir' }, 'the section as Proxmox has it, without the password');
 ok(grep({ $_ eq 'rest_api_deadline=3.5' } @$call), 'status bounds the REST time');
 
-# status and check_connection: one answer serves both
+# check_connection asks nothing: the operation reports an outage itself
 replies(['pool show', 0, '{"name":"Pool-7","size":1000,"free":400,"used":600}']);
 is($P->check_connection('j7', $scfg), 1, 'without the agent no process is started');
 is(scalar(my @none = calls()), 0, 'check_connection cost nothing');
