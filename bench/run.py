@@ -14,9 +14,12 @@ free of timing.
 
 ``BENCH_RUNS`` (default 10) sets the runs per operation; ``BENCH_ONLY``
 (comma-separated: ops, process, load, boot, outage, nodes) runs some
-sections only.
+sections only. ``--quick`` runs every section once at a small scale (a
+smoke check for the test suite: its figures mean nothing) and writes
+results only where ``--output`` says.
 """
 
+import argparse
 import compileall
 import concurrent.futures
 import json
@@ -43,6 +46,11 @@ JDSS = os.path.join(BIN, "jdss")
 AGENT = os.path.join(BIN, "jdss-agent")
 DRIVER = os.path.join(ROOT, "bench", "pve_bench.pl")
 RUNS = int(os.environ.get("BENCH_RUNS", "10"))
+# the scale of the sections: full, and --quick
+SCALE = {"callers": 32, "rounds": 3, "guests": 50, "outage_runs": 3,
+         "node_seconds": 20}
+QUICK = {"callers": 3, "rounds": 1, "guests": 2, "outage_runs": 1,
+         "node_seconds": 2}
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
 G = 1 << 30
 KIB = 1024 * 1024                      # 1 GiB in Proxmox's KiB
@@ -345,9 +353,10 @@ def wall(command, env=None):
 
 # 4. 32 concurrent callers ----------------------------------------------------
 
-def concurrent_callers(bench, callers=32, rounds=3):
-    """32 Perl processes at once, each its own loop of every operation on
-    volumes of its own, through the agent; per operation p50 and p99."""
+def concurrent_callers(bench, callers, rounds):
+    """32 Perl processes at once through the agent, each allocating a
+    volume, running every other operation on it ``rounds`` times, freeing
+    it (pve_bench.pl's mix); per operation p50 and p99."""
     rows = {}
     for backend in ("fake", "rest"):
         drivers = []
@@ -381,7 +390,7 @@ def concurrent_callers(bench, callers=32, rounds=3):
 
 # 5. VM start on boot ---------------------------------------------------------
 
-def boot(bench, guests=50, disks=2):
+def boot(bench, guests, disks=2):
     """50 guests of 2 disks started at once (activate_volume, then path of
     each disk) through the plugin and the agent, against the emulator
     serving real iSCSI targets through tgtd (iscsi-direct)."""
@@ -465,7 +474,7 @@ def tgt_targets(port):
 
 # 6. outages ------------------------------------------------------------------
 
-def outages(bench, runs=3):
+def outages(bench, runs):
     """storage_info against an appliance that refuses connections and one
     that accepts them but never answers: time until the storage is
     reported inactive."""
@@ -509,7 +518,7 @@ def outages(bench, runs=3):
 
 # 7. status on two nodes while a third allocates and frees (issue 20) --------
 
-def nodes(bench, seconds=20):
+def nodes(bench, seconds):
     """Two nodes ask storage_info every 0.2 s while a third allocates and
     frees: each node a process in mount and UTS namespaces of its own (its
     hostname, its /run, its own jdss-agent), sharing /etc/pve and the
@@ -666,10 +675,23 @@ def render(results):
 
 
 def main():
+    global RUNS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="every section once, at a small scale")
+    parser.add_argument("--output", help="where results go (default: "
+                        "bench/results.json; none with --quick)")
+    args = parser.parse_args()
+    scale = QUICK if args.quick else SCALE
+    if args.quick:
+        RUNS = 1
+    output = args.output or (None if args.quick else
+                             os.path.join(ROOT, "bench", "results.json"))
     started = time.monotonic()
     results = {"machine": {"cpus": os.cpu_count(),
                            "python": sys.version.split()[0],
-                           "bare": " ".join(BARE)}, "runs": RUNS}
+                           "bare": " ".join(BARE)}, "runs": RUNS,
+               "scale": scale}
     byte_compile()
     with tempfile.TemporaryDirectory(prefix="jdss-bench-") as tmp:
         bench = Bench(tmp)
@@ -682,23 +704,25 @@ def main():
                 note("storage_info in a Perl process per call ...")
                 results["per_process"] = per_process(bench, RUNS)
             if section("load"):
-                note("32 concurrent callers ...")
-                results["concurrent"] = concurrent_callers(bench)
+                note(f"{scale['callers']} concurrent callers ...")
+                results["concurrent"] = concurrent_callers(
+                    bench, scale["callers"], scale["rounds"])
             if section("boot"):
                 note("VM start on boot (tgtd) ...")
-                results["boot"] = boot(bench)
+                results["boot"] = boot(bench, scale["guests"])
             if section("outage"):
                 note("outages ...")
-                results["outages"] = outages(bench)
+                results["outages"] = outages(bench, scale["outage_runs"])
             if section("nodes"):
                 note("status on two nodes while a third allocates ...")
-                results["nodes"] = nodes(bench)
+                results["nodes"] = nodes(bench, scale["node_seconds"])
         finally:
             bench.stop()
     results["targets"] = targets(results)
     results["seconds"] = time.monotonic() - started
-    with open(os.path.join(ROOT, "bench", "results.json"), "w") as handle:
-        json.dump(results, handle, indent=2)
+    if output:
+        with open(output, "w") as handle:
+            json.dump(results, handle, indent=2)
     print(render(results))
     note(f"make bench took {results['seconds']:.0f} s")
 
