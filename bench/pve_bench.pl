@@ -45,6 +45,16 @@ my $NO_AGENT = "$RealPVE::ROOT/run/no-agent.sock";
 my $json = JSON::PP->new->canonical->utf8;
 my $agent_pid;
 
+# jdss processes this driver started (no agent, or the agent did not take
+# the request in time): counted by wrapping the plugin's run_process
+my $processes = 0;
+{
+    no strict 'refs';
+    no warnings 'redefine';
+    my $run_process = \&{"${C}::run_process"};
+    *{"${C}::run_process"} = sub { $processes++; return $run_process->(@_); };
+}
+
 sub via {
     my ($socket) = @_;
     $PVE::Storage::Custom::OpenEJovianDSS::Common::AGENT_SOCKET = $socket // $NO_AGENT;
@@ -153,6 +163,7 @@ sub mix {
     my ($r) = @_;
     my ($storeid, $vmid) = @$r{qw(storage vmid)};
     my (%times, @errors);
+    my $started_processes = $processes;
     my $step = sub {
         my ($name, $code) = @_;
         my ($seconds, $result) = eval { $code->() };
@@ -166,7 +177,8 @@ sub mix {
     };
     my $volid = $step->('vdisk_alloc', sub { alloc(cfg(), { storage => $storeid,
         vmid => $vmid, kib => 1024 * 1024 }) });
-    return (0, { times => \%times, errors => \@errors }) if !$volid;
+    return (0, { times => \%times, errors => \@errors,
+        processes => $processes - $started_processes }) if !$volid;
     for my $round (1 .. $r->{rounds}) {
         my $cfg = cfg();
         my $size = (1 + $round) * 2**30;
@@ -183,7 +195,8 @@ sub mix {
         $step->('activate + deactivate', sub { activate_deactivate($cfg, $volid) });
     }
     $step->('vdisk_free', sub { free(cfg(), $volid) });
-    return (0, { times => \%times, errors => \@errors });
+    return (0, { times => \%times, errors => \@errors,
+        processes => $processes - $started_processes });
 }
 
 # One guest started on boot: each disk activated, then its path (what
@@ -191,10 +204,12 @@ sub mix {
 sub boot {
     my ($r) = @_;
     my $cfg = cfg();
-    return timed(sub {
+    my $before = $processes;
+    my ($seconds, $paths) = timed(sub {
         PVE::Storage::activate_volumes($cfg, $r->{volids});
         [map { scalar(PVE::Storage::path($cfg, $_)) } @{ $r->{volids} }];
     });
+    return ($seconds, { paths => $paths, processes => $processes - $before });
 }
 
 # pvestatd on this node, asked more often than every 10 s to get samples.

@@ -374,15 +374,17 @@ def concurrent_callers(bench, callers, rounds):
         finally:
             for driver in drivers:
                 driver.stop()
-        times, errors = {}, []
+        times, errors, processes = {}, [], 0
         for result in results:
             errors += result["errors"]
+            processes += result["processes"]
             for label, samples in result["times"].items():
                 times.setdefault(label, []).extend(samples)
         rows[backend] = {
             "callers": callers, "rounds": rounds, "wall": elapsed,
             "errors": len(errors), "error_lines": sorted(set(errors))[:10],
             "requests": made if backend == "rest" else None,
+            "jdss_processes": processes,
             "ops": {label: {"p50": median(s), "p99": p99(s), "calls": len(s)}
                     for label, s in times.items()}}
     return rows
@@ -422,12 +424,13 @@ def boot(bench, guests, disks=2):
         for g, driver in enumerate(drivers):
             driver.send("boot", volids=[f"boot:vm-{300 + g}-disk-{d}"
                                         for d in range(disks)])
-        per_guest, errors, paths = [], [], []
+        per_guest, errors, paths, processes = [], [], [], 0
         for driver in drivers:
             try:
                 seconds, result = driver.receive()
                 per_guest.append(seconds)
-                paths += result
+                paths += result["paths"]
+                processes += result["processes"]
             except RuntimeError as exc:
                 errors.append(str(exc))
         total = time.perf_counter() - started
@@ -461,6 +464,7 @@ def boot(bench, guests, disks=2):
             "p50": median(per_guest), "p99": p99(per_guest) if per_guest
             else None, "errors": len(errors), "error_lines": errors[:5],
             "targets_created": len(made), "distinct_paths": len(set(paths)),
+            "jdss_processes": processes,
             "tgtd_targets": served, "restart_wall_p99": p99(again)
             if again else None, "targets_created_on_restart": len(remade)}
 
@@ -636,7 +640,9 @@ def render(results):
         for backend, row in load.items():
             lines += ["", f"{row['callers']} concurrent callers ({backend}, "
                       f"agent, {row['rounds']} rounds each): wall "
-                      f"{row['wall']:.1f} s, errors {row['errors']}", "",
+                      f"{row['wall']:.1f} s, errors {row['errors']}, "
+                      f"jdss processes started (agent not taking a request "
+                      f"in 2 s) {row['jdss_processes']}", "",
                       "| operation | p50 | p99 | calls |", "|---|---|---|---|"]
             for label, op in row["ops"].items():
                 lines.append(f"| {label} | {ms(op['p50'])} | "
@@ -649,6 +655,8 @@ def render(results):
                   f"| per guest p50 / p99 | {ms(start['p50'])} / "
                   f"{ms(start['p99'])} |",
                   f"| errors | {start['errors']} |",
+                  f"| jdss processes started (agent not taking a request "
+                  f"in 2 s) | {start['jdss_processes']} |",
                   f"| targets created (REST) / served by tgtd | "
                   f"{start['targets_created']} / {start['tgtd_targets']} |",
                   f"| restart of the same guests: p99, targets created | "
