@@ -72,6 +72,8 @@ class NasVolumeInfo:
     used: int = 0
     reservation: int = 0
     creation: int = 0
+    available: int = None         # bytes left (quota and pool), if told
+    origin: tuple = None          # (NAS volume, snapshot) for a clone
 
 
 @dataclass
