@@ -202,7 +202,7 @@ for my $backend ('fake', 'rest') {
         ok(qemu_io($linked_path, 'qcow2', 'read -P 0x51 0 1M'), 'linked clone rolled back');
         PVE::Storage::volume_snapshot_delete($cfg, $linked, 's1');
 
-        # raw+size export and import (storage migration)
+        # raw+size and qcow2+size export and import (storage migration)
         my $stream = "$dir/stream";
         open(my $out, '>', $stream) or die;
         PVE::Storage::volume_export($cfg, $out, $raw, 'raw+size', undef, undef, 0);
@@ -213,6 +213,20 @@ for my $backend ('fake', 'rest') {
         close($in);
         ok(qemu_io(scalar(PVE::Storage::path($cfg, $imported)), 'raw', 'read -P 0x41 0 1M'),
             'raw+size import has the data');
+        my $q = PVE::Storage::vdisk_alloc($cfg, $id, 105, 'qcow2', undef, 64 * 1024);
+        ok(qemu_io(scalar(PVE::Storage::path($cfg, $q)), 'qcow2', 'write -P 0x55 0 1M'),
+            'write a qcow2 disk');
+        open($out, '>', $stream) or die;
+        # qcow2+size is what Proxmox offers with_snapshots (the file's
+        # own snapshots: none here, the guest's are on the appliance)
+        PVE::Storage::volume_export($cfg, $out, $q, 'qcow2+size', undef, undef, 1);
+        close($out);
+        open($in, '<', $stream) or die;
+        $imported = PVE::Storage::volume_import($cfg, $in, "$id:106/vm-106-disk-0.qcow2",
+            'qcow2+size', undef, undef, 1, 0);
+        close($in);
+        ok(qemu_io(scalar(PVE::Storage::path($cfg, $imported)), 'qcow2', 'read -P 0x55 0 1M'),
+            'qcow2+size import has the data');
 
         # file content: backups and ISOs are listed
         make_path("$mnt/dump");
