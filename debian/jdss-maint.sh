@@ -129,12 +129,3 @@ jdss: replacing Open-E's plugin $1. Its files go with it (jdssc, its
 EOF
 }
 
-# postinst: storages of a type whose plugin is not installed
-jdss_type_notice() {
-    if grep -q '^joviandss-nfs:' /etc/pve/storage.cfg 2>/dev/null &&
-        [ ! -e /usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSNFSPlugin.pm ]
-    then
-        echo "jdss: storage.cfg has joviandss-nfs storages, and no plugin" \
-            "for that type is installed: Proxmox VE will not know them."
-    fi
-}

@@ -29,3 +29,15 @@ def one_change_per_volume(method):
                 self.backend.changing():
             return method(self, volume, *args, **kwargs)
     return locked
+
+
+def one_change_per_nas_volume(method):
+    """As :func:`one_change_per_volume`, for ``method(self, nas_volume,
+    ...)``: under the NAS volume's lock."""
+
+    @functools.wraps(method)
+    def locked(self, name, *args, **kwargs):
+        naming.validate_nas_volume_name(name)
+        with locks.nas_lock(self.config, name), self.backend.changing():
+            return method(self, name, *args, **kwargs)
+    return locked

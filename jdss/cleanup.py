@@ -5,7 +5,10 @@
   shared with other volumes only the leftover's LUN is removed);
 * hidden ``c_`` snapshots whose clone was never made (no clones);
 * targets made by jdss (IQN with the configured prefix) that export
-  nothing, or only volumes that no longer exist.
+  nothing, or only volumes that no longer exist;
+* ``t_restore_`` NAS clones (with their shares) that a restore of a file
+  left, unless that restore is still running (it holds their lock). No
+  mount is ever left: restores mount in a namespace of their own.
 
 Nothing with dependents is touched: a leftover that has clones or live
 sessions is reported as kept, with the reason.
@@ -13,7 +16,7 @@ sessions is reported as kept, with the reason.
 
 import logging
 
-from jdss import errors
+from jdss import errors, locks, naming
 
 LOG = logging.getLogger(__name__)
 TEMPORARY_PREFIXES = ("se_", "t_")
@@ -50,7 +53,24 @@ def find(storage):
                                   "action": "remove",
                                   "reason": "hidden clone snapshot without "
                                             "its clone"})
+    for info in backend.list_nas_volumes():
+        if naming.is_restore_clone(info.name):
+            found.append(_restore_clone_item(storage, info))
     return found
+
+
+def _restore_clone_item(storage, info):
+    item = {"kind": "nas-clone", "name": info.name, "action": "remove",
+            "reason": "temporary clone of a file restore"}
+    if info.origin:
+        item["reason"] += f" from {'@'.join(info.origin)}"
+    try:
+        with locks.nas_lock(storage.config, info.name, timeout=0):
+            pass
+    except errors.Busy:
+        item.update(action="keep", reason=item["reason"] + ", but that "
+                    "restore is still running")
+    return item
 
 
 def _item(kind, name, backend, target, reason):
@@ -77,6 +97,9 @@ def _remove(storage, backend, items):
         try:
             if item["kind"] == "target":
                 backend.delete_target(item["name"])
+            elif item["kind"] == "nas-clone":
+                with locks.nas_lock(storage.config, item["name"], timeout=0):
+                    storage.remove_restore_clone(item["name"])
             elif item["kind"] == "volume":
                 target = backend.find_volume_target(item["name"])
                 if target is not None:

@@ -252,6 +252,10 @@ OPTIONS = [
            "iscsi:// URL itself), multipath, or a driver registered under "
            "jdss.transports. Default: multipath if multipath is on, else "
            "iscsi"),
+    Option("nas_transport", _transport, "nfs",
+           "Transport of NAS volumes: nfs, or nfs-fake (tests: bind mounts "
+           "of the fake backend's or the emulator's NAS volume "
+           "directories), or a driver registered under jdss.transports"),
     Option("content_volume_type", _content_type, "iscsi",
            "Protocol of the content volume: iscsi or nfs"),
     Option("copy_block_size", _size, 4 << 20,
@@ -277,6 +281,10 @@ OPTIONS = [
            "$XDG_DATA_HOME/jdss/fake"),
     Option("fake_pool_size", _size, 1 << 40,
            "Capacity of a pool the fake backend creates"),
+    Option("fake_nfs_root", _path, None,
+           "Directory whose <pool>.nas/<NAS volume> directories the "
+           "nfs-fake transport bind-mounts: the emulator's --state-dir; "
+           "default: the fake backend's state directory"),
     Option("fake_tgt_portal", _portal, None,
            "ADDR:PORT of a tgtd (started if not running) through which the "
            "fake backend serves its volumes as real iSCSI targets"),

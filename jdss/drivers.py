@@ -44,7 +44,7 @@ def load_backend(config):
 def transport_name(config, content=False):
     """Name of the transport the configuration chooses."""
     if content and config.content_volume_type == "nfs":
-        return "nfs"
+        return config.nas_transport
     if config.transport:
         return config.transport
     return "multipath" if config.multipath else "iscsi"

@@ -78,22 +78,30 @@ def cluster_lock_dir():
 
 
 @contextlib.contextmanager
-def volume_lock(config, name, what=None):
-    """Hold the lock of volume ``name`` of ``config``'s pool.
+def volume_lock(config, name, what=None, timeout=None):
+    """Hold the lock of volume ``name`` of ``config``'s pool, waiting at
+    most ``timeout`` seconds (default ``lock_timeout``; 0: one try).
 
     The caller validates ``name`` first: no lock is made for a name jdss
     refuses.
     """
     what = what or f"volume {name!r}"
+    timeout = config.lock_timeout if timeout is None else timeout
     cluster = cluster_lock_dir()
     if cluster is not None:
         path = os.path.join(cluster, "jdss-" + _key(config.pool, name))
-        with _cluster_lock(path, config.lock_timeout, what):
+        with _cluster_lock(path, timeout, what):
             yield
     else:
-        with _node_lock(lock_path(config.pool, name), config.lock_timeout,
-                        what):
+        with _node_lock(lock_path(config.pool, name), timeout, what):
             yield
+
+
+def nas_lock(config, name, timeout=None):
+    """The lock of NAS volume ``name`` (a key of its own: a volume and a
+    NAS volume of one name are two things)."""
+    return volume_lock(config, f"nas/{name}", f"NAS volume {name!r}",
+                       timeout)
 
 
 def _busy(what, timeout, where):

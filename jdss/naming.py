@@ -12,8 +12,11 @@ are recognised:
 * temporary clone that exposes a snapshot: ``se_<snap>_<base32 of volume>``.
 * hidden snapshot that a clone made without ``--snapshot`` hangs from:
   ``c_<clone's appliance name>``.
-* ``t_`` is reserved for temporary objects.
-* NAS volumes keep their name as given.
+* ``t_`` is reserved for temporary objects, such as the clone of a NAS
+  snapshot that a file is restored from: ``t_restore_<16 hex digits>``
+  (see :func:`restore_clone_name`).
+* NAS volumes keep their name as given; so do NAS snapshots (the Proxmox
+  plugin names them ``<vmid>_<snapshot>``).
 * iSCSI target of a new export: ``<prefix><pool>:<volume>`` (lowercase,
   see :func:`target_name`), so that volumes of the same name in two
   pools never share a target name.
@@ -35,6 +38,8 @@ _NOT_PLAIN = re.compile(r"[^A-Za-z0-9_-]")
 _VOLUME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:+-]*$")
 _SNAPSHOT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 _NAS_VOLUME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAS_SNAPSHOT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
+_RESTORE_CLONE = re.compile(r"^t_restore_[0-9a-f]{16}$")
 _IQN_SAFE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 _NOT_IQN = re.compile(r"[^a-z0-9.-]")
 
@@ -80,6 +85,37 @@ def validate_nas_volume_name(name):
            "use letters, digits, _ . and -, starting with a letter or digit")
     if len(name) > MAX_APPLIANCE_NAME:
         raise InvalidInput(f"NAS volume name {name!r} is too long")
+
+
+def validate_new_nas_volume_name(name):
+    """As :func:`validate_nas_volume_name`, and not a temporary name."""
+    validate_nas_volume_name(name)
+    if name.startswith("t_"):
+        raise InvalidInput(f"invalid NAS volume name {name!r}: t_ is "
+                           "reserved for jdss's temporary objects")
+
+
+def validate_nas_snapshot_name(name):
+    """Raise InvalidInput unless ``name`` is an acceptable NAS snapshot
+    name (the appliance's own: ZFS's characters)."""
+    _check(name, _NAS_SNAPSHOT, "NAS snapshot",
+           "use letters, digits and _ . : -, not starting with . : -")
+    if len(name) > MAX_APPLIANCE_NAME:
+        raise InvalidInput(f"NAS snapshot name {name!r} is too long")
+
+
+def restore_clone_name(pool, nas_volume, path):
+    """The temporary clone a file ``path`` of ``pool/nas_volume`` is
+    restored from: one name per file, so that a rerun finds what an
+    interrupted restore left, and shares (global on the appliance) of two
+    pools never collide."""
+    digest = hashlib.sha256(f"{pool}/{nas_volume}/{path}".encode())
+    return "t_restore_" + digest.hexdigest()[:16]
+
+
+def is_restore_clone(name):
+    """Whether NAS volume ``name`` has the form of a restore clone."""
+    return bool(_RESTORE_CLONE.match(name))
 
 
 def to_appliance_volume(name):

@@ -9,6 +9,11 @@ storage.cfg. The Perl plugin passes its section with ``--section JSON``
 (no secrets in it), since Proxmox asks the plugin to check and activate a
 storage before it writes the section to storage.cfg.
 
+A ``joviandss-nfs`` section may name its pool in ``export``
+(``/<pool>/<NAS volume>`` or ``/Pools/<pool>/<NAS volume>``) rather than
+in ``pool_name``, and its NFS server in ``server`` rather than in
+``data_addresses``.
+
 ``JDSS_PVE_ROOT`` replaces ``/etc/pve`` (tests, or a copy of a node's
 configuration).
 """
@@ -16,6 +21,7 @@ configuration).
 import json
 import logging
 import os
+import re
 
 from jdss import config as jconfig
 from jdss.errors import ConfigError
@@ -50,6 +56,32 @@ KEYS = {
 }
 #: keys whose value is a comma-separated list in storage.cfg
 LISTS = ("control_addresses", "data_addresses")
+NFS_TYPE = "joviandss-nfs"
+_EXPORT = re.compile(r"^/(?:Pools/)?([A-Za-z0-9_][A-Za-z0-9_.:-]*)/"
+                     r"([A-Za-z0-9][A-Za-z0-9_.-]*)/?$")
+
+
+def parse_export(export):
+    """``(pool, NAS volume)`` of a joviandss-nfs ``export``, or None."""
+    match = _EXPORT.match(export or "")
+    return (match.group(1), match.group(2)) if match else None
+
+
+def nfs_section(section, where):
+    """A joviandss-nfs section with its pool and data addresses as jdss
+    reads them: from ``export`` and ``server`` when not given otherwise."""
+    section = dict(section)
+    if section.get("export"):
+        parsed = parse_export(section["export"])
+        if parsed is None:
+            raise ConfigError(f"{where}: export: {section['export']!r} is "
+                              "not /<pool>/<NAS volume> or "
+                              "/Pools/<pool>/<NAS volume>")
+        if not section.get("pool_name"):
+            section["pool_name"] = parsed[0]
+    if section.get("server") and not section.get("data_addresses"):
+        section["data_addresses"] = section["server"]
+    return section
 
 
 def pve_root():
@@ -164,6 +196,8 @@ def load_config(storeid, section=None, root=None, overrides=None,
         section = on_disk
     where = f"{cfg_path}, storage {storeid}"
     type_ = section.get("type", "joviandss")
+    if type_ == NFS_TYPE:
+        section = nfs_section(section, where)
     values = section_values(storeid, section, where)
     pool = values.get("pool", "Pool-0")
     yaml_path = section.get("config") or os.path.join(root,

@@ -14,6 +14,8 @@ from jdss.backends.base import VolumeInfo
 from jdss.changes import changes, one_change_per_volume
 from jdss.exports import ExportOperations
 from jdss.nas import NasOperations
+from jdss.nas_snapshots import NasSnapshotOperations
+from jdss.restore import RestoreOperations
 from jdss.snapshots import SnapshotOperations
 from jdss.sizes import MAX_SIZE, parse_size, round_up
 
@@ -35,12 +37,14 @@ def _rounded(size, block_size):
     return rounded
 
 
-class Storage(SnapshotOperations, ExportOperations, NasOperations):
+class Storage(SnapshotOperations, ExportOperations, NasOperations,
+              NasSnapshotOperations, RestoreOperations):
     """The pool of one configuration, addressed by Proxmox names.
 
     Volumes are here; snapshots and rollbacks in :mod:`jdss.snapshots`,
     exports and attachments in :mod:`jdss.exports`, NAS volumes and shares
-    in :mod:`jdss.nas`.
+    in :mod:`jdss.nas`, their snapshots in :mod:`jdss.nas_snapshots`, the
+    restore of a file from one in :mod:`jdss.restore`.
     """
 
     def __init__(self, config, backend):

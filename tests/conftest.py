@@ -77,7 +77,8 @@ def make_storage(request, tmp_path, tls_cert):
     def make(**values):
         values.setdefault("fake_pool_size", "100G")
         if remote is not None:
-            values = dict(remote.config(), **values)
+            values = dict(remote.config(fake_nfs_root=remote.state_dir),
+                          **values)
         path = write_config(tmp_path / "jdss.yaml", **values)
         cfg = jconfig.load(str(path))
         return Storage(cfg, drivers.load_backend(cfg))
@@ -90,6 +91,24 @@ def make_storage(request, tmp_path, tls_cert):
 @pytest.fixture
 def storage(make_storage):
     return make_storage()
+
+
+@pytest.fixture(scope="session")
+def private_mounts():
+    """This test process in a mount namespace of its own, for tests that
+    mount (as root): whatever they leave mounted goes with the process."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root")
+    from jdss import privatens
+    privatens._enter_private_namespace()
+
+
+def mounts_under(directory):
+    """Mount points of this process under ``directory``."""
+    with open("/proc/self/mounts") as handle:
+        points = [line.split()[1] for line in handle]
+    return [p for p in points if p == str(directory)
+            or p.startswith(str(directory) + "/")]
 
 
 class CliResult:

@@ -191,3 +191,36 @@ def test_jdss_storage_option_end_to_end(pve, tmp_path):
     assert code == 3 and "-c and --storage both given" in err
     code, _, err = run("--passwords-from-stdin", "pool", "show", env=env)
     assert code == 3 and "need --storage" in err
+
+
+NFS_SECTION = """
+joviandss-nfs: jdss-nfs
+        server 192.0.2.30
+        export /Pools/Pool-1/datastore-pve-01
+        path /mnt/pve/jdss-nfs
+        content images,iso
+        user_name operator
+        control_addresses 192.0.2.10
+"""
+
+
+def test_nfs_section_takes_pool_and_server_from_export(pve):
+    (pve / "storage.cfg").write_text(VENDOR + NFS_SECTION)
+    write_passwords(pve, "jdss-nfs", "user_password nfs-pw\n",
+                    "joviandss-nfs")
+    config = pvecfg.load_config("jdss-nfs")
+    assert config.pool == "Pool-1"
+    assert config.data_addresses == ["192.0.2.30"]
+    assert config.rest_api_addresses == ["192.0.2.10"]
+    assert config.rest_api_password == "nfs-pw"
+    assert pvecfg.parse_export("/Pool-1/ds/") == ("Pool-1", "ds")
+    assert pvecfg.parse_export("/Pool-1") is None
+
+
+def test_nfs_section_with_a_bad_export_is_refused(pve):
+    (pve / "storage.cfg").write_text(
+        VENDOR + NFS_SECTION.replace("/Pools/Pool-1/datastore-pve-01",
+                                     "/Pools/Pool-1/a/b"))
+    with pytest.raises(errors.ConfigError,
+                       match="export: '/Pools/Pool-1/a/b' is not"):
+        pvecfg.load_config("jdss-nfs")

@@ -296,10 +296,14 @@ def target_info(record, luns, users):
 
 
 def nas_volume_info(record):
+    available = record.get("available")
     return NasVolumeInfo(name=record["name"], quota=_int(record.get("quota")),
                          used=_int(record.get("used")),
                          reservation=_int(record.get("reservation")),
-                         creation=_int(record.get("creation")))
+                         creation=_int(record.get("creation")),
+                         available=None if available is None
+                         else _int(available),
+                         origin=split_origin(record.get("origin")))
 
 
 def share_info(record):

@@ -72,6 +72,8 @@ class NasVolumeInfo:
     used: int = 0
     reservation: int = 0
     creation: int = 0
+    available: int = None         # bytes left (quota and pool), if told
+    origin: tuple = None          # (NAS volume, snapshot) for a clone
 
 
 @dataclass
@@ -263,12 +265,20 @@ class Backend(abc.ABC):
         """Snapshots of NAS volume ``name`` as :class:`SnapshotInfo`."""
 
     @abc.abstractmethod
+    def get_nas_snapshot(self, name, snapshot):
+        """Return :class:`SnapshotInfo` of ``name@snapshot``."""
+
+    @abc.abstractmethod
     def create_nas_snapshot(self, name, snapshot):
         """Snapshot NAS volume ``name``."""
 
     @abc.abstractmethod
     def delete_nas_snapshot(self, name, snapshot):
         """Delete a NAS snapshot without clones."""
+
+    @abc.abstractmethod
+    def nas_snapshot_clones(self, name, snapshot):
+        """Names of the NAS volumes cloned from ``name@snapshot``."""
 
     @abc.abstractmethod
     def create_nas_clone(self, name, snapshot, clone):
@@ -284,7 +294,9 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def create_share(self, name, path):
-        """Share the NAS volume at ``path`` (``<pool>/<name>``) over NFS."""
+        """Share the NAS volume at ``path`` (``<pool>/<name>``) over NFS;
+        returns the new share's :class:`ShareInfo` when the appliance's
+        answer tells it, else None."""
 
     @abc.abstractmethod
     def delete_share(self, name):

@@ -250,6 +250,18 @@ class FakeBackend(Backend):
         return sorted(infos, key=lambda info: info.creation)
 
     @_translated
+    def get_nas_snapshot(self, name, snapshot):
+        with self.store.read() as model:
+            return appliance.snapshot_info(
+                name, model.nas_snapshot_record(name, snapshot))
+
+    @_translated
+    def nas_snapshot_clones(self, name, snapshot):
+        with self.store.read() as model:
+            return appliance.clone_names(
+                model.nas_clone_records(name, snapshot))
+
+    @_translated
     def create_nas_snapshot(self, name, snapshot):
         with self.store.transaction() as model:
             model.create_nas_snapshot(name, snapshot)
@@ -278,6 +290,7 @@ class FakeBackend(Backend):
     def create_share(self, name, path):
         with self.store.transaction() as model:
             model.create_share(name, path)
+            return appliance.share_info(model.share_record(name))
 
     @_translated
     def delete_share(self, name):

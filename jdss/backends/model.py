@@ -11,7 +11,9 @@ Two firmware generations answer some requests differently (the section
 "Answer shapes" of the REST notes); ``firmware`` (``newer`` or ``older``)
 chooses the one records and errors follow. Changes that touch volume data
 are also written to ``events``, for a data mirror (see
-:mod:`jdss.backends.tgt`) to replay once the change is committed.
+:mod:`jdss.backends.tgt`) to replay once the change is committed, and
+changes of NAS volumes to ``nas_events``, for their files (see
+:mod:`jdss.backends.nasdata`).
 """
 
 import hashlib
@@ -73,11 +75,13 @@ class PoolModel:
     ``vips`` are the pool's virtual IPs (``{name, address, interface}``);
     ``vip_portals`` False stands for firmware that refuses the target
     field ``vip_allowed_portals``; ``reserved_luns`` are LUN ids no volume
-    can have (tgt's controller LUN, when the pool is served by tgt).
+    can have (tgt's controller LUN, when the pool is served by tgt);
+    ``nas_usage(name)``, when given, tells the bytes a NAS volume's files
+    take (its ``used``), as ZFS would.
     """
 
     def __init__(self, state, firmware="newer", vips=(), vip_portals=True,
-                 reserved_luns=()):
+                 reserved_luns=(), nas_usage=None):
         if firmware not in FIRMWARES:
             raise ValueError(f"unknown firmware {firmware!r}")
         self.state = state
@@ -90,7 +94,9 @@ class PoolModel:
         self.targets = state["targets"]
         self.nas_volumes = state["nas_volumes"]
         self.shares = state["shares"]
+        self.nas_usage = nas_usage
         self.events = []
+        self.nas_events = []
 
     # helpers -------------------------------------------------------------
     def _full(self, name):
@@ -167,8 +173,8 @@ class PoolModel:
     def used(self):
         """Bytes allocated in the pool."""
         return (sum(self._volume_used(v) for v in self.volumes.values())
-                + sum(max(n.get("reservation", 0), n.get("data", 0))
-                      for n in self.nas_volumes.values()))
+                + sum(max(n.get("reservation", 0), self._nas_used(name))
+                      for name, n in self.nas_volumes.items()))
 
     def available(self):
         return max(self.state["pool"]["size"] - self.used(), 0)
@@ -635,17 +641,30 @@ class PoolModel:
                          f"Nas volume {self._full(name)} not found.") \
                 from None
 
-    def nas_volume_record(self, name):
+    def _nas_used(self, name):
+        if self.nas_usage is not None:
+            return self.nas_usage(name)
+        return self.nas_volumes[name].get("data", 0)
+
+    def nas_volume_record(self, name, pool_available=None):
+        """A dataset's properties; ``available`` honours its quota."""
         nas = self._nas_volume(name)
+        used = self._nas_used(name)
+        if pool_available is None:
+            pool_available = self.available()
+        available = min(max(nas["quota"] - used, 0), pool_available)
         return {"name": name, "full_name": self._full(name),
-                "quota": str(nas["quota"]), "used": str(nas.get("data", 0)),
+                "quota": str(nas["quota"]), "used": str(used),
+                "available": str(available),
                 "reservation": str(nas.get("reservation", 0)),
                 "creation": str(nas["creation"]),
                 "origin": nas.get("origin"),
                 "mountpoint": f"/{self._full(name)}"}
 
     def nas_volume_records(self):
-        return [self.nas_volume_record(name) for name in self.nas_volumes]
+        available = self.available()
+        return [self.nas_volume_record(name, available)
+                for name in self.nas_volumes]
 
     def create_nas_volume(self, name, quota, reservation=0, origin=None):
         self._check_new_dataset(name)
@@ -656,6 +675,8 @@ class PoolModel:
         self.nas_volumes[name] = {"quota": quota, "reservation": reservation,
                                   "creation": int(time.time()), "data": 0,
                                   "origin": origin, "snapshots": {}}
+        if origin is None:
+            self.nas_events.append(("create", name))
 
     def resize_nas_volume(self, name, quota):
         self._nas_volume(name)["quota"] = self._size(quota, "quota")
@@ -679,6 +700,8 @@ class PoolModel:
                              f"cannot destroy '{path}': filesystem has "
                              "dependent clones")
         del self.nas_volumes[name]
+        self.nas_events.append(("delete", name, list(nas.get("snapshots",
+                                                            {}))))
 
     def _nas_snapshot(self, name, snap):
         snapshots = self._nas_volume(name).get("snapshots", {})
@@ -710,6 +733,7 @@ class PoolModel:
                          f"{snap}': dataset already exists")
         snapshots[snap] = {"creation": time.time(),
                            "guid": str(secrets.randbits(63))}
+        self.nas_events.append(("snapshot", name, snap))
 
     def delete_nas_snapshot(self, name, snap):
         self._nas_snapshot(name, snap)
@@ -718,6 +742,7 @@ class PoolModel:
                          f"cannot destroy snapshot {self._full(name)}@{snap}"
                          ": snapshot has dependent clones")
         del self.nas_volumes[name]["snapshots"][snap]
+        self.nas_events.append(("delete_snapshot", name, snap))
 
     def nas_clone_records(self, name, snap):
         self._nas_snapshot(name, snap)
@@ -731,6 +756,7 @@ class PoolModel:
                                properties.get("reservation", 0),
                                origin=f"{self._full(name)}@{snap}")
         self.nas_volumes[clone]["data"] = nas.get("data", 0)
+        self.nas_events.append(("clone", name, snap, clone))
 
     def delete_nas_clone(self, name, snap, clone):
         self._nas_snapshot(name, snap)

@@ -320,6 +320,14 @@ class JovianBackend(Backend):
                  for r in self._paged(self._nas_path(name, "snapshots"))]
         return sorted(infos, key=lambda info: info.creation)
 
+    def get_nas_snapshot(self, name, snapshot):
+        return appliance.snapshot_info(
+            name, self._get(self._nas_path(name, "snapshots", snapshot)))
+
+    def nas_snapshot_clones(self, name, snapshot):
+        return appliance.clone_names(
+            self._get(self._nas_path(name, "snapshots", snapshot, "clones")))
+
     def create_nas_snapshot(self, name, snapshot):
         self._create(self._nas_path(name, "snapshots"), {"name": snapshot},
                      self._nas_path(name, "snapshots", snapshot))
@@ -340,11 +348,16 @@ class JovianBackend(Backend):
                 for r in self._paged(path("shares"), PAGE_SIZE)]
 
     def create_share(self, name, path_):
-        self._create(path("shares"),
-                     {"name": name, "path": path_, "active": True,
-                      "nfs": {"enabled": True, "no_root_squash": True,
-                              "synchronous_data_record": True}},
-                     path("shares", name))
+        answer = self._create(path("shares"),
+                              {"name": name, "path": path_, "active": True,
+                               "nfs": {"enabled": True,
+                                       "no_root_squash": True,
+                                       "synchronous_data_record": True}},
+                              path("shares", name))
+        record = getattr(answer, "data", None)
+        if isinstance(record, dict) and record.get("name") == name:
+            return appliance.share_info(record)
+        return None
 
     def delete_share(self, name):
         self._delete(path("shares", name))

@@ -3,7 +3,8 @@
 Readers take a shared lock, writers an exclusive one for the whole
 read-modify-write, and a change is written to a temporary file that
 replaces the state atomically. A transaction that raises writes nothing,
-so a failed operation leaves the pool as it was.
+so a failed operation leaves the pool as it was. The files of the pool's
+NAS volumes live beside the state (:mod:`jdss.backends.nasdata`).
 """
 
 import contextlib
@@ -13,6 +14,7 @@ import os
 import tempfile
 
 from jdss.backends.model import STATE_VERSION, PoolModel, new_state
+from jdss.backends.nasdata import NasData
 from jdss.errors import BackendError
 
 
@@ -30,8 +32,10 @@ class StateStore:
         self.pool = pool
         self.size = size
         self.mirror = mirror
+        self.nas_data = NasData(directory, pool)
         if mirror is not None:
             model_options.setdefault("reserved_luns", mirror.reserved_luns)
+        model_options.setdefault("nas_usage", self.nas_data.usage)
         self.model_options = model_options
         self.path = os.path.join(directory, f"{pool}.json")
         self.lock_path = os.path.join(directory, f"{pool}.lock")
@@ -90,6 +94,7 @@ class StateStore:
         with self._locked(fcntl.LOCK_EX):
             model = PoolModel(self._load(), **self.model_options)
             yield model
+            self.nas_data.apply(model)
             self._save(model.state)
             if self.mirror is not None:
                 self.mirror.apply(model)

@@ -8,9 +8,11 @@ COLUMNS = ("kind", "name", "action", "reason")
 class Cleanup(base.Lister):
     """Find and remove leftovers: temporary clones, orphan exports.
 
-    Temporary se_/t_ clones, hidden c_ snapshots without their clone, and
-    jdss targets that export no existing volume. Anything still in use by
-    an initiator, or with dependents, is kept and reported.
+    Temporary se_/t_ clones, hidden c_ snapshots without their clone,
+    jdss targets that export no existing volume, and the t_restore_ NAS
+    clones (and shares) of interrupted file restores. Anything still in
+    use by an initiator or a running restore, or with dependents, is kept
+    and reported.
     """
 
     def get_parser(self, prog_name):

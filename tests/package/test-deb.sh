@@ -123,6 +123,7 @@ check_gone() {
         fail "$what: the host is not as before"; }
     for path in /usr/bin/jdss /usr/lib/python3/dist-packages/jdss \
             /usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSPlugin.pm \
+            /usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSNFSPlugin.pm \
             "/usr/share/doc/$pkg" /etc/multipath/conf.d/jdss.conf; do
         [ ! -e "$path" ] || fail "$what: $path left"
     done
@@ -132,6 +133,7 @@ step "file list of $(basename "$deb")"
 list=$(dpkg-deb -c "$deb" | awk '{print $6}')
 for file in ./usr/bin/jdss ./usr/bin/jdss-emulator \
         ./usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSPlugin.pm \
+        ./usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSNFSPlugin.pm \
         ./usr/lib/python3/dist-packages/jdss/app.py \
         ./usr/lib/python3/dist-packages/jdss/backends/rest.py \
         ./usr/lib/python3/dist-packages/jdss/lvmfilter.py \
@@ -180,12 +182,13 @@ out=$(apt_install "$deb") || fail "apt-get install over 1.0.0: $out"
 [ "$(installed_version)" = "$full" ] || fail "not upgraded to $full"
 grep -q "replacing Open-E's plugin 1.0.0" <<<"$out" || fail "no word on the vendor's package"
 for gone in /usr/local/bin/jdssc /usr/lib/python3/dist-packages/jdssc \
-        /usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSNFSPlugin.pm \
         /usr/share/perl5/OpenEJovianDSS/Common.pm /etc/joviandss; do
     [ ! -e "$gone" ] || fail "$gone of the vendor's package left"
 done
 ! grep -q 'vendor stand-in' /usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSPlugin.pm \
     || fail "the vendor's plugin module is still there"
+! grep -q 'vendor stand-in' /usr/share/perl5/PVE/Storage/Custom/OpenEJovianDSSNFSPlugin.pm \
+    || fail "the vendor's joviandss-nfs module is still there"
 check_host_settings "$full"
 
 # The system's python3 and PATH only: no venv, no pyenv.

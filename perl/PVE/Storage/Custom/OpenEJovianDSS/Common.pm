@@ -95,6 +95,9 @@ sub properties {
             pattern => '[a-z0-9][a-z0-9\-\.]*' },
         content_volume_size => { type => 'integer', minimum => 1, default => 100,
             description => "Size of the content volume in GiB." },
+        nas_volume_size => { type => 'integer', minimum => 1,
+            description => "joviandss-nfs: quota in GiB of the NAS volume named by "
+                . "'export', created with it when the pool has none of that name." },
         content_volume_type => { type => 'string', enum => ['iscsi', 'nfs'],
             default => 'iscsi', description => "Protocol of the content volume." },
         debug => { type => 'boolean', default => 0,
