@@ -60,6 +60,17 @@ ok(grep({ $_ eq 'rest_api_deadline=3.5' } @$call), 'status bounds the REST time'
 replies(['pool show', 0, '{"name":"Pool-7","size":1000,"free":400,"used":600}']);
 is($P->check_connection('j7', $scfg), 1, 'without the agent no process is started');
 is(scalar(my @none = calls()), 0, 'check_connection cost nothing');
+# ... but with a content volume, whose activation talks to the appliance,
+# it is the (bounded) status
+{
+    my $with_content = { %$scfg, content => { images => 1, iso => 1 },
+        content_volume_name => 'proxmox-content' };
+    is($P->check_connection('j7', $with_content), 1, 'content volume: the appliance answers');
+    is_deeply([map { strip_globals($_) } calls()], [['pool', 'show', '-f', 'json']],
+        'content volume: one bounded status');
+    replies(['pool show', 9, '', 'jdss: error: no appliance address answered\n']);
+    is($P->check_connection('j7', $with_content), 0, 'content volume: an outage is not online');
+}
 
 # an outage is inactive, not a die
 replies(['pool show', 9, '', 'jdss: error: no appliance address answered\n']);

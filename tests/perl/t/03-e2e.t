@@ -235,6 +235,19 @@ subtest 'errors say what is wrong' => sub {
     my $took = time() - $started;
     is($info->{hangs}->{active}, 0, 'a hanging appliance: inactive');
     ok($took <= 6, "within the status bound ($took s)");
+    # the same with a content volume, whose activation talks to the appliance
+    RealPVE::write_storage_cfg("joviandss: hangs\n\tpool_name Pool-0\n\tconfig $dir/hang.yaml\n"
+        . "\tcontent images,iso\n\tcontent_volume_name proxmox-content\n"
+        . "\tcontent_volume_type nfs\n\tpath $dir/hang-content\n\tshared 1\n");
+    PVE::Storage::Custom::OpenEJovianDSS::Common::forget_pool_status('hangs');
+    $started = time();
+    {
+        local $SIG{__WARN__} = sub {};     # storage_info warns "not online"
+        $info = PVE::Storage::storage_info(PVE::Storage::config());
+    }
+    $took = time() - $started;
+    is($info->{hangs}->{active}, 0, 'with a content volume: inactive');
+    ok($took <= 6, "with a content volume: within the status bound ($took s)");
     stop_emulator($emulator);
 };
 

@@ -211,10 +211,14 @@ sub status {
 # free). Asking the appliance would cost each of them one more REST request
 # (a process more without jdss-agent); the operation reports an
 # unreachable appliance itself, and status (storage_info) stays bounded by
-# its own deadline. The same answer with the agent and without it.
+# its own deadline. A storage with a content volume is asked, within
+# status's bound: its activation talks to the appliance, and would wait
+# out the failover window in pvestatd otherwise. The same answer with the
+# agent and without it.
 sub check_connection {
     my ($class, $storeid, $scfg) = @_;
-    return 1;
+    return 1 if !has_content_volume($scfg);
+    return pool_status($storeid, $scfg) ? 1 : 0;
 }
 
 sub get_identity {
