@@ -171,6 +171,9 @@ JdssTest::write_file("$path/dump/vzdump-qemu-200-2026_11_01-10_00_00.vma.zst", "
 JdssTest::write_file("$path/dump/$dumps[3].notes", "before the upgrade\n");
 JdssTest::write_file("$path/dump/$dumps[0].protected", '');
 
+# Proxmox checks the connection first: for a storage with a content
+# volume, the (bounded) pool status
+replies(['pool show', 0, '{"name":"Pool-0","size":1,"free":1,"used":0}']);
 sub volids { return [sort map { $_->{volid} } @{ $_[0] }]; }
 is_deeply(volids(PVE::Storage::volume_list($cfg, 's1', undef, 'iso')),
     ['s1:iso/debian-12.iso', 's1:iso/keep.iso'], 'ISOs listed');
