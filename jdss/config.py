@@ -92,33 +92,25 @@ def _log_level(value):
     return text
 
 
-def _pool(value):
-    text = _str(value)
-    if not _POOL.match(text):
-        raise ValueError(f"{text!r} is not a valid pool name")
-    return text
+def _matching(pattern, why):
+    """A parser of text that must match ``pattern``; ``why`` says what is
+    wanted (``{text!r}`` stands for the value given)."""
+    def parse(value):
+        text = _str(value)
+        if not pattern.match(text):
+            raise ValueError(why.format(text=text))
+        return text
+    return parse
 
 
-def _chap_user(value):
-    text = _str(value)
-    if not _CHAP_USER.match(text):
-        raise ValueError("use letters, digits, _ and -, not at either end")
-    return text
-
-
-def _chap_password(value):
-    text = _str(value)
-    if not _CHAP_PASSWORD.match(text):
-        raise ValueError("use 12 to 255 characters of letters, digits and "
-                         "-_!@%()+?.:; (the appliance's rule)")
-    return text
-
-
-def _cluster_prefix(value):
-    text = _str(value)
-    if not _CLUSTER_PREFIX.match(text):
-        raise ValueError("use letters and digits, starting with a letter")
-    return text
+_pool = _matching(_POOL, "{text!r} is not a valid pool name")
+_chap_user = _matching(_CHAP_USER,
+                       "use letters, digits, _ and -, not at either end")
+_chap_password = _matching(_CHAP_PASSWORD,
+                           "use 12 to 255 characters of letters, digits and "
+                           "-_!@%()+?.:; (the appliance's rule)")
+_cluster_prefix = _matching(_CLUSTER_PREFIX,
+                            "use letters and digits, starting with a letter")
 
 
 def _luns_per_target(value):
