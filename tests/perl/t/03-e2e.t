@@ -41,6 +41,21 @@ sub setup {
 
 sub volids { return [map { $_->{volid} } @{ $_[0] }]; }
 
+# Runs $code in $n processes at once; how many of them failed.
+sub in_parallel {
+    my ($n, $code) = @_;
+    my @pids = map {
+        my $pid = fork() // die "fork: $!";
+        if (!$pid) {
+            my $ok = eval { $code->(); 1 };
+            print STDERR $@ if !$ok;
+            POSIX::_exit($ok ? 0 : 1);
+        }
+        $pid;
+    } 1 .. $n;
+    return scalar(grep { waitpid($_, 0); $? != 0 } @pids);
+}
+
 for my $backend ('fake', 'rest') {
     subtest "Proxmox workflows on the $backend backend" => sub {
         my $dir = tempdir(CLEANUP => 1);
@@ -165,30 +180,27 @@ for my $backend ('fake', 'rest') {
         is_deeply(volids(PVE::Storage::vdisk_list($cfg, $id, 102)->{$id}),
             ["$id:vm-102-disk-0"], 'renamed disk listed');
 
-        # concurrent allocations from six processes (Proxmox's storage lock)
-        my @pids;
-        for my $n (1 .. 6) {
-            my $pid = fork() // die;
-            if (!$pid) {
-                my $ok = eval {
-                    my $volid = PVE::Storage::vdisk_alloc(PVE::Storage::config(), $id, 300,
-                        'raw', undef, 1024);
-                    PVE::Storage::volume_snapshot(PVE::Storage::config(), $volid, 'c');
-                    1;
-                };
-                print STDERR $@ if !$ok;
-                POSIX::_exit($ok ? 0 : 1);
-            }
-            push @pids, $pid;
-        }
-        my @failed = grep { waitpid($_, 0); $? != 0 } @pids;
-        is(scalar(@failed), 0, 'six concurrent allocations with automatic names');
+        # concurrent allocations from six processes, one guest: Proxmox's
+        # storage lock is not taken (held here by another node all along),
+        # the appliance refuses a name taken meanwhile and the next is used
+        my $storage_lock = "$ROOT/priv/lock/storage-$id";
+        mkdir($storage_lock) or die "$storage_lock: $!";
+        is(in_parallel(6, sub {
+            my $volid = PVE::Storage::vdisk_alloc(PVE::Storage::config(), $id, 300,
+                'raw', undef, 1024);
+            PVE::Storage::volume_snapshot(PVE::Storage::config(), $volid, 'c');
+        }), 0, 'six concurrent allocations with automatic names');
         is_deeply(volids(PVE::Storage::vdisk_list($cfg, $id, 300)->{$id}),
             [map { "$id:vm-300-disk-$_" } 0 .. 5], 'six distinct names');
+        is(in_parallel(3, sub { PVE::Storage::vdisk_clone(PVE::Storage::config(), $base, 301) }),
+            0, 'three concurrent linked clones');
+        is_deeply(volids(PVE::Storage::vdisk_list($cfg, $id, 301)->{$id}),
+            [map { "$id:base-100-disk-1/vm-301-disk-$_" } 0 .. 2], 'three distinct names');
+        rmdir($storage_lock);
 
         # free, in the orders Proxmox uses (clone before base, base refused first)
-        for my $volid ($clone, $base, "$id:vm-102-disk-0", "$id:vm-100-state-snap1",
-            map { "$id:vm-300-disk-$_" } 0 .. 5) {
+        for my $volid ($clone, (map { "$id:base-100-disk-1/vm-301-disk-$_" } 0 .. 2), $base,
+            "$id:vm-102-disk-0", "$id:vm-100-state-snap1", map { "$id:vm-300-disk-$_" } 0 .. 5) {
             PVE::Storage::vdisk_free($cfg, $volid);
         }
         is_deeply(PVE::Storage::vdisk_list($cfg, $id)->{$id}, [], 'all freed');

@@ -18,7 +18,7 @@ use PVE::Storage::Plugin;
 use PVE::Storage::Custom::OpenEJovianDSS::Common qw(common_options read_passwords
     write_passwords section_with check_section check_appliance run run_json
     error_message snapshot_args pool_status forget_pool_status agent_available
-    EXIT_NOT_FOUND EXIT_BUSY);
+    EXIT_NOT_FOUND EXIT_EXISTS EXIT_BUSY);
 use PVE::Storage::Custom::OpenEJovianDSS::Guest qw(check_not_ha_managed has_tag
     guest_snapshots remove_snapshots $FORCE_ROLLBACK_TAG);
 
@@ -420,14 +420,47 @@ sub list_volumes {
 
 # images -----------------------------------------------------------------
 
+# Proxmox runs alloc, free, clone, template and rename of a shared storage
+# under one cluster-wide lock of the whole storage (pmxcfs: tried once a
+# second, given up after 10 s), so guests created at once on one storage
+# queue and mostly fail with "got lock request timeout". Here each of them
+# is one change on the appliance, which refuses a name that exists (the
+# plugin then takes the next free one, see with_free_name), and jdss locks
+# every change of a volume cluster-wide itself: the storage lock is not
+# needed, and not taken.
+sub cluster_lock_storage {
+    my ($class, $storeid, $shared, $timeout, $func, @param) = @_;
+    return $func->(@param);
+}
+
+our $NAME_TRIES = 10;
+
+# $make->($name) makes a volume of that name, answering EXIT_EXISTS when
+# the appliance already has one (another node took the name since it was
+# listed): then the next free name is tried.
+sub with_free_name {
+    my ($class, $storeid, $scfg, $vmid, $make) = @_;
+    for (1 .. $NAME_TRIES) {
+        my $name = $class->find_free_diskname($storeid, $scfg, $vmid, 'raw');
+        return $name if $make->($name) != EXIT_EXISTS;
+    }
+    die "unable to allocate an image name for VM $vmid in storage '$storeid': "
+        . "$NAME_TRIES free names were taken meanwhile\n";
+}
+
 sub alloc_image {
     my ($class, $storeid, $scfg, $vmid, $fmt, $name, $size) = @_;
     die "unsupported format '$fmt'\n" if $fmt ne 'raw';
     die "illegal name '$name' - should be 'vm-$vmid-*'\n"
         if $name && $name !~ m/^vm-\Q$vmid\E-/;
-    $name = $class->find_free_diskname($storeid, $scfg, $vmid, $fmt) if !$name;
-    run($storeid, $scfg, ['volume', 'create', $name, '--size', "${size}K"]);
-    return $name;
+    my $create = sub { ['volume', 'create', $_[0], '--size', "${size}K"] };
+    if ($name) {
+        run($storeid, $scfg, $create->($name));
+        return $name;
+    }
+    return $class->with_free_name($storeid, $scfg, $vmid, sub {
+        return (run($storeid, $scfg, $create->($_[0]), allow => [EXIT_EXISTS]))[0];
+    });
 }
 
 sub free_image {
@@ -638,17 +671,24 @@ sub clone_image {
     my ($vtype, $basename, $basevmid, undef, undef, $isBase) =
         $class->parse_volname($volname);
     die "clone_image only works on base images\n" if !$isBase && !$snap;
-    my $name = $class->find_free_diskname($storeid, $scfg, $vmid, 'raw');
-    run($storeid, $scfg, ['volume', 'clone', $basename, $name,
-        $snap ? ('--snapshot', $snap) : ()]);
+    my $name = $class->with_free_name($storeid, $scfg, $vmid, sub {
+        return (run($storeid, $scfg, ['volume', 'clone', $basename, $_[0],
+            $snap ? ('--snapshot', $snap) : ()], allow => [EXIT_EXISTS]))[0];
+    });
     return $isBase ? "$basename/$name" : $name;
 }
 
 sub rename_volume {
     my ($class, $scfg, $storeid, $source_volname, $target_vmid, $target_volname) = @_;
     my (undef, $source, undef, $basename) = $class->parse_volname($source_volname);
-    $target_volname ||= $class->find_free_diskname($storeid, $scfg, $target_vmid, 'raw');
-    run($storeid, $scfg, ['volume', 'rename', $source, $target_volname]);
+    my @rename = ('volume', 'rename', $source);
+    if ($target_volname) {
+        run($storeid, $scfg, [@rename, $target_volname]);
+    } else {
+        $target_volname = $class->with_free_name($storeid, $scfg, $target_vmid, sub {
+            return (run($storeid, $scfg, [@rename, $_[0]], allow => [EXIT_EXISTS]))[0];
+        });
+    }
     return "$storeid:" . ($basename ? "$basename/" : '') . $target_volname;
 }
 

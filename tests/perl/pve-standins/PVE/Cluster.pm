@@ -85,7 +85,7 @@ sub _cfs_lock {
             # an unlock request: pmxcfs drops a lock older than its expiry
             my $mtime = (stat($path))[9];
             rmdir($path) if defined($mtime) && time() - $mtime > LOCK_EXPIRY;
-            select(undef, undef, undef, 0.2);
+            sleep(1);    # as the real cfs_lock: one try a second
         }
         $res = $code->(@param);
     };

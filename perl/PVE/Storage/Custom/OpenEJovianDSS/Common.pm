@@ -24,7 +24,7 @@ use Exporter qw(import);
 our @EXPORT_OK = qw(properties common_options password_file read_passwords write_passwords
     section_with check_section check_appliance run run_json error_message snapshot_args
     pool_status forget_pool_status agent_available
-    EXIT_NOT_FOUND EXIT_BUSY EXIT_ROLLBACK_BLOCKED);
+    EXIT_NOT_FOUND EXIT_EXISTS EXIT_BUSY EXIT_ROLLBACK_BLOCKED);
 
 our $JDSS = '/usr/bin/jdss';
 our $TIMEOUT = 600;               # seconds for one jdss call (jdssc_timeout)
