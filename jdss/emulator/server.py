@@ -124,16 +124,31 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class Listener(ThreadingHTTPServer):
+    """One listening address. As the appliance's web server: a backlog for
+    many clients at once, and each TLS handshake in the connection's own
+    thread (never in the accepting one, where one slow client would hold
+    up every other)."""
+
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
 
     def __init__(self, emulator, address, port):
         self.emulator = emulator
         self.listen = f"{address}:{port}"
         super().__init__((address, port), Handler)
-        if emulator.tls is not None:
-            self.socket = emulator.tls.wrap_socket(self.socket,
-                                                   server_side=True)
+
+    def process_request_thread(self, request, client_address):
+        if self.emulator.tls is not None:
+            try:
+                request.settimeout(30)
+                request = self.emulator.tls.wrap_socket(request,
+                                                        server_side=True)
+                request.settimeout(None)
+            except (ssl.SSLError, OSError):
+                request.close()
+                return
+        super().process_request_thread(request, client_address)
 
 
 class Emulator:
