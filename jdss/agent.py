@@ -29,6 +29,7 @@ accepted line), whose client then runs ``jdss`` itself, once.
 
 import argparse
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -84,11 +85,21 @@ def _import(names):
 
 
 def preload():
-    """Import what commands use, so that children start warm."""
+    """Import what commands use and build the app that every child starts
+    from: the agent never runs it, each child runs its own copy once
+    (a fork's), so no child pays for the entry-point scan of the commands.
+    The objects made so far are frozen out of the garbage collector, which
+    would otherwise touch (and so copy) their pages in every child."""
     _import(PRELOAD)
-    # build and drop one app: fills importlib's and stevedore's caches
     from jdss.app import JdssApp
-    JdssApp()
+    sys.argv = [jdss_program()]          # the program name jdss's own shows
+    try:
+        app = JdssApp()
+    except Exception as exc:             # each child makes it again, and answers
+        LOG.warning("cannot build the jdss app ahead: %s", exc)
+        app = None
+    gc.freeze()
+    return app
 
 
 def brick_loaded():
@@ -192,14 +203,16 @@ def serve_request(conn, app=None):
 class Agent:
     """The listening socket and the children serving requests.
 
-    SPARES children are forked ahead of requests: each builds its JdssApp,
-    then waits for a connection, serves that one request and ends, so a
-    request finds the fork and the app already made. A child tells the
+    SPARES children are forked ahead of requests, each with its copy of
+    the app built by :func:`preload`; a child waits for a connection,
+    serves that one request and ends, so a request finds the fork and the
+    app already made. A child tells the
     agent when it takes a connection (its PID on a pipe); the agent then
     forks a replacement and times the request.
     """
 
-    def __init__(self, path, max_seconds, spares=SPARES):
+    def __init__(self, path, max_seconds, spares=SPARES, app=None):
+        self.app = app
         self.path = path
         self.max_seconds = max_seconds
         self.spares = spares
@@ -284,11 +297,13 @@ class Agent:
         for fd in (self.taken_r, self.alive_w):
             os.close(fd)
         sys.argv = [jdss_program()]
-        from jdss.app import JdssApp
-        try:
-            app = JdssApp()
-        except Exception:                # made again, and answered, later
-            app = None
+        app = self.app
+        if app is None:
+            from jdss.app import JdssApp
+            try:
+                app = JdssApp()
+            except Exception:            # made again, and answered, later
+                app = None
         allowed = {0, os.getuid()}
         while True:
             ready = select.select([self.sock, self.alive_r], [], [])[0]
@@ -339,9 +354,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING,
                         format="jdss-agent: %(message)s")
-    preload()
+    app = preload()
     try:
-        agent = Agent(args.socket, args.max_request_seconds)
+        agent = Agent(args.socket, args.max_request_seconds, app=app)
     except OSError as exc:
         print(f"jdss-agent: cannot listen on {args.socket}: {exc.strerror}",
               file=sys.stderr)
