@@ -209,3 +209,19 @@ def modules_after(*argv):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return set(json.loads(proc.stdout.rsplit("MODULES ", 1)[1]))
+
+
+@pytest.fixture(scope="module")
+def multipath_config(tmp_path_factory):
+    """multipath's configuration for tests.nodestub's stand-in nodes."""
+    from tests.nodestub import make_multipath_config
+    return make_multipath_config(tmp_path_factory)
+
+
+@pytest.fixture
+def node(tmp_path, multipath_config):
+    """A stand-in Proxmox node (tests.nodestub), its agent stopped after."""
+    from tests.nodestub import Node
+    made = Node(tmp_path, multipath_config)
+    yield made
+    made.stop_agent()

@@ -91,7 +91,7 @@ def test_stdin_reaches_the_command(agent, tmp_path, monkeypatch):
     root.mkdir()
     (root / "storage.cfg").write_text(
         "joviandss: s1\n\tpool_name Pool-0\n\tcontrol_addresses 127.0.0.1\n"
-        f"\tcontrol_port 1\n\tuser_name admin\n")
+        "\tcontrol_port 1\n\tuser_name admin\n")
     # the agent was started without JDSS_PVE_ROOT: use a section instead
     section = json.dumps({"type": "joviandss", "pool_name": "Pool-0",
                           "config": str(write_config(tmp_path / "f.yaml"))})

@@ -18,23 +18,11 @@ import yaml
 from jdss import chap
 from tests.conftest import jdss_command, write_config
 from tests.emulator import PASSWORD
-from tests.nodestub import Node, make_multipath_config, script
+from tests.nodestub import script
 
 REST_INLINE = "Inline-Rest-Secret-77"
 STORAGE_CFG_SECRET = "cfg-user-password-5"
 PW_FILE_SECRETS = ("priv-chap-password-123", "priv-user-password-456")
-
-
-@pytest.fixture(scope="module")
-def multipath_config(tmp_path_factory):
-    return make_multipath_config(tmp_path_factory)
-
-
-@pytest.fixture
-def node(tmp_path, multipath_config):
-    made = Node(tmp_path, multipath_config)
-    yield made
-    made.stop_agent()
 
 
 @pytest.fixture

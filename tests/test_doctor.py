@@ -19,21 +19,9 @@ from jdss import doctor, hostcheck, lvmfilter
 from jdss.backends.tgt import TgtMirror
 from tests.conftest import jdss_command, write_config
 from tests.emulator import free_port
-from tests.nodestub import Node, make_multipath_config, script
+from tests.nodestub import script
 
 TOOLS = ("tgtd", "tgtadm")
-
-
-@pytest.fixture(scope="module")
-def multipath_config(tmp_path_factory):
-    return make_multipath_config(tmp_path_factory)
-
-
-@pytest.fixture
-def node(tmp_path, multipath_config):
-    made = Node(tmp_path, multipath_config)
-    yield made
-    made.stop_agent()
 
 
 @pytest.fixture
@@ -229,7 +217,7 @@ def test_a_broken_storage_config_fails_alone(node, tmp_path):
     assert "out of range" in rows["broken.yaml: config"]["detail"]
 
 
-def test_storages_come_from_storage_cfg(node, appliance, tmp_path):
+def test_doctor_checks_each_storage_of_storage_cfg(node, appliance, tmp_path):
     pve = tmp_path / "pve"
     pve.mkdir()
     (pve / "jdss-Pool-0.yaml").write_text(yaml.safe_dump(appliance))

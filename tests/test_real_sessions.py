@@ -5,8 +5,6 @@ with two real initiators (qemu-io, each with its own initiator name).
 
 import concurrent.futures
 import json
-import os
-import shutil
 import subprocess
 import time
 
@@ -14,16 +12,12 @@ import pytest
 import requests
 
 from jdss.backends.tgt import TgtMirror
-from tests.conftest import jdss_command, write_config
+from tests.conftest import write_config
 from tests.emulator import PASSWORD, Emulator, free_port
+from tests.tgt_io import (MB, attach, jdss, pattern_at, qemu_io,
+                          skip_without_tools)
 
-TOOLS = ("tgtd", "tgtadm", "qemu-io", "iscsi-ls")
-MISSING = [tool for tool in TOOLS if shutil.which(tool) is None
-           and not os.path.exists(f"/usr/sbin/{tool}")]
-if MISSING and os.environ.get("CI") != "true":
-    pytest.skip(f"needs {', '.join(MISSING)} (make test installs them on CI)",
-                allow_module_level=True)
-MB = 1 << 20
+skip_without_tools()
 NODE_A = "iqn.1993-08.org.debian:01:node-a"
 NODE_B = "iqn.1993-08.org.debian:01:node-b"
 
@@ -65,31 +59,8 @@ def served(request, tmp_path, tls_cert):
     running.stop()
 
 
-def jdss(config, *args, check=True):
-    proc = subprocess.run([jdss_command(), "-c", str(config)] + list(args),
-                          capture_output=True, text=True, timeout=120)
-    if check:
-        assert proc.returncode == 0, (args, proc.stderr)
-    return proc
 
 
-def attach(config, name, *extra):
-    return jdss(config, "volume", "attach", name, *extra, "-f", "value",
-                "-c", "path").stdout.strip()
-
-
-def qemu_io(url, command, read_only=False):
-    return subprocess.run(["qemu-io", "-f", "raw"]
-                          + (["-r"] if read_only else [])
-                          + ["-c", command, url],
-                          capture_output=True, text=True, timeout=120)
-
-
-def pattern_at(url, byte, offset=0, length=MB):
-    result = qemu_io(url, f"read -P {byte:#x} {offset} {length}",
-                     read_only=True)
-    return result.returncode == 0 and "Pattern verification failed" \
-        not in result.stdout + result.stderr
 
 
 class Guest:

@@ -20,7 +20,6 @@ import hashlib
 import re
 import secrets
 import time
-import uuid
 
 from jdss.backends.appliance import (
     CONFLICT_CLASS, ERRNO_BUSY, ERRNO_EXISTS, ERRNO_NOT_FOUND, ERRNO_ZFS,
