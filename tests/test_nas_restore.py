@@ -250,6 +250,22 @@ def test_clusters_sharing_a_pool_keep_to_their_own_clones(mounted,
     assert leftovers(storage) == NOTHING
 
 
+def test_a_stale_mount_is_replaced(mounted, tmp_path):
+    """The NAS volume made again (its files kept) under its mount: the old
+    mount is stale and the next attach mounts the volume as it is now."""
+    storage, transport, mountpoint = mounted
+    directory = transport.directory("127.0.0.1:/Pool-0/ds")
+    shutil.copytree(directory, directory + ".new", symlinks=True)
+    shutil.rmtree(directory)
+    os.rename(directory + ".new", directory)
+    assert not os.path.exists(os.path.join(mountpoint, DISK))
+    assert transport.probe(mountpoint) == "stale"
+    storage.attach_nas_volume("ds", mountpoint, transport)
+    assert mounts_under(tmp_path) == [mountpoint]
+    assert os.stat(mountpoint).st_ino == os.stat(directory).st_ino
+    assert pattern_is(os.path.join(mountpoint, DISK), "0x42")
+
+
 @pytest.fixture
 def bindfs():
     if not shutil.which("bindfs"):
