@@ -7,7 +7,8 @@
 * targets made by jdss (IQN with the configured prefix) that export
   nothing, or only volumes that no longer exist;
 * ``t_restore_`` NAS clones (with their shares) that a restore of a file
-  left, unless that restore is still running (it holds their lock). No
+  left, unless that restore is still running (it holds their lock); with
+  a cluster prefix only this cluster's ``t_<prefix>_restore_`` ones. No
   mount is ever left: restores mount in a namespace of their own.
 
 Nothing with dependents is touched: a leftover that has clones or live
@@ -16,7 +17,7 @@ sessions is reported as kept, with the reason.
 
 import logging
 
-from jdss import errors, locks, naming
+from jdss import errors, locks
 
 LOG = logging.getLogger(__name__)
 TEMPORARY_PREFIXES = ("se_", "t_")
@@ -54,7 +55,7 @@ def find(storage):
                                   "reason": "hidden clone snapshot without "
                                             "its clone"})
     for info in backend.list_nas_volumes():
-        if naming.is_restore_clone(info.name):
+        if names.is_restore_clone(info.name):     # this cluster's only
             found.append(_restore_clone_item(storage, info))
     return found
 

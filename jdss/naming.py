@@ -13,7 +13,8 @@ are recognised:
 * hidden snapshot that a clone made without ``--snapshot`` hangs from:
   ``c_<clone's appliance name>``.
 * ``t_`` is reserved for temporary objects, such as the clone of a NAS
-  snapshot that a file is restored from: ``t_restore_<16 hex digits>``
+  snapshot that a file is restored from: ``t_restore_<16 hex digits>``,
+  ``t_<cluster prefix>_restore_<16 hex digits>`` with a cluster prefix
   (see :func:`restore_clone_name`).
 * NAS volumes keep their name as given; so do NAS snapshots (the Proxmox
   plugin names them ``<vmid>_<snapshot>``).
@@ -39,7 +40,7 @@ _VOLUME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:+-]*$")
 _SNAPSHOT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 _NAS_VOLUME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _NAS_SNAPSHOT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
-_RESTORE_CLONE = re.compile(r"^t_restore_[0-9a-f]{16}$")
+_RESTORE_HASH = re.compile(r"^[0-9a-f]{16}$")
 _IQN_SAFE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 _NOT_IQN = re.compile(r"[^a-z0-9.-]")
 
@@ -104,18 +105,27 @@ def validate_nas_snapshot_name(name):
         raise InvalidInput(f"NAS snapshot name {name!r} is too long")
 
 
-def restore_clone_name(pool, nas_volume, path):
+def _restore_head(cluster_prefix):
+    """``t_restore_``; ``t_<prefix>_restore_`` for a cluster's prefix (no
+    prefix has a ``_``: the forms of two clusters never overlap)."""
+    return f"t_{cluster_prefix}_restore_" if cluster_prefix else "t_restore_"
+
+
+def restore_clone_name(pool, nas_volume, path, cluster_prefix=None):
     """The temporary clone a file ``path`` of ``pool/nas_volume`` is
     restored from: one name per file, so that a rerun finds what an
     interrupted restore left, and shares (global on the appliance) of two
-    pools never collide."""
+    pools never collide; a cluster's prefix keeps clusters apart."""
     digest = hashlib.sha256(f"{pool}/{nas_volume}/{path}".encode())
-    return "t_restore_" + digest.hexdigest()[:16]
+    return _restore_head(cluster_prefix) + digest.hexdigest()[:16]
 
 
-def is_restore_clone(name):
-    """Whether NAS volume ``name`` has the form of a restore clone."""
-    return bool(_RESTORE_CLONE.match(name))
+def is_restore_clone(name, cluster_prefix=None):
+    """Whether NAS volume ``name`` has the form of a restore clone of the
+    cluster with ``cluster_prefix`` (of no prefix: without one)."""
+    head = _restore_head(cluster_prefix)
+    return name.startswith(head) and \
+        bool(_RESTORE_HASH.match(name[len(head):]))
 
 
 def to_appliance_volume(name):
@@ -198,6 +208,12 @@ class Names:
             return None
         volume = self._outer(parsed[0])
         return None if volume is None else (volume, parsed[1])
+
+    def restore_clone_name(self, pool, nas_volume, path):
+        return restore_clone_name(pool, nas_volume, path, self.prefix)
+
+    def is_restore_clone(self, name):
+        return is_restore_clone(name, self.prefix)
 
 
 def snapshot_name(snap):

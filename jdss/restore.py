@@ -1,7 +1,8 @@
 """Restoring one file of a NAS volume from one of its snapshots.
 
 A part of :class:`jdss.storage.Storage`. The snapshot is cloned to a
-temporary NAS volume (``t_restore_<hash of pool, volume and file>``),
+temporary NAS volume (``t_restore_<hash of pool, volume and file>``,
+``t_<cluster prefix>_restore_<hash>`` with a cluster prefix),
 shared, mounted in a private mount namespace (:mod:`jdss.privatens`), and
 the file copied back beside the current one and renamed over it, so a
 crash never leaves half a file; then the share and the clone are removed,
@@ -130,7 +131,7 @@ class RestoreOperations:
         naming.validate_nas_snapshot_name(snapshot)
         relpath = relative_path(path)
         target = destination(mountpoint, relpath)
-        clone = naming.restore_clone_name(self.config.pool, name, relpath)
+        clone = self.names.restore_clone_name(self.config.pool, name, relpath)
         what = f"snapshot {snapshot!r} of NAS volume {name!r}"
         with locks.nas_lock(self.config, clone):
             self._check_mounted(name, mountpoint, transport)

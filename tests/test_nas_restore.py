@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from jdss import cleanup, drivers, errors, locks, naming
+from jdss import cleanup, drivers, errors, locks
 from tests.conftest import mounts_under
 
 M = 1 << 20
@@ -168,7 +168,7 @@ def test_a_failed_copy_removes_clone_share_and_partial_copy(mounted,
 
 def test_a_rerun_removes_what_an_interrupted_restore_left(mounted):
     storage, transport, mountpoint = mounted
-    clone = naming.restore_clone_name("Pool-0", "ds", DISK)
+    clone = storage.names.restore_clone_name("Pool-0", "ds", DISK)
     storage.backend.create_nas_clone("ds", "100_s1", clone)
     storage.backend.create_share(clone, f"Pool-0/{clone}")
     partial = os.path.join(mountpoint, "images/100",
@@ -186,7 +186,7 @@ def test_a_rerun_removes_what_an_interrupted_restore_left(mounted):
 
 def test_cleanup_keeps_the_clone_of_a_running_restore(mounted):
     storage, transport, mountpoint = mounted
-    clone = naming.restore_clone_name("Pool-0", "ds", DISK)
+    clone = storage.names.restore_clone_name("Pool-0", "ds", DISK)
     storage.backend.create_nas_clone("ds", "100_s1", clone)
     storage.backend.create_share(clone, f"Pool-0/{clone}")
     with locks.nas_lock(storage.config, clone):        # "running"
@@ -209,6 +209,61 @@ def test_a_user_volume_of_that_shape_is_never_removed(mounted):
     assert [(i["name"], i["action"]) for i in items] == [(name, "kept")]
     assert name in {v["name"] for v in storage.list_nas_volumes()}
     storage.backend.delete_nas_volume(name)
+
+
+def interrupted_restore(storage):
+    """What a restore killed after its clone and share leaves."""
+    clone = storage.names.restore_clone_name("Pool-0", "ds", DISK)
+    storage.backend.create_nas_clone("ds", "100_s1", clone)
+    storage.backend.create_share(clone, f"Pool-0/{clone}")
+    return clone
+
+
+def test_clusters_sharing_a_pool_keep_to_their_own_clones(mounted,
+                                                          make_storage):
+    """With cluster_prefix, a cluster's clones carry its prefix: another
+    cluster's cleanup neither lists nor removes them."""
+    storage, transport, mountpoint = mounted
+    cluster_a = make_storage(nas_transport="nfs-fake", cluster_prefix="pveA")
+    cluster_b = make_storage(nas_transport="nfs-fake", cluster_prefix="pveB")
+    clone_a, clone_b, clone = (interrupted_restore(s) for s in
+                               (cluster_a, cluster_b, storage))
+    assert clone_a.startswith("t_pveA_restore_")
+    assert clone_b.startswith("t_pveB_restore_")
+    assert clone.startswith("t_restore_")
+
+    def found(cluster):
+        return [i["name"] for i in cleanup.find(cluster)]
+    assert (found(cluster_a), found(cluster_b), found(storage)) == \
+        ([clone_a], [clone_b], [clone])
+    cleanup.remove(cluster_a, cleanup.find(cluster_a))
+    assert sorted(leftovers(storage)["clones"]) == sorted([clone_b, clone])
+    # A restores the file with B's clone of the same file still there
+    disk = os.path.join(mountpoint, DISK)
+    assert qemu_io(disk, "write -P 0x43 0 1M").returncode == 0
+    restore(cluster_a, transport, mountpoint)
+    assert pattern_is(disk, "0x41")
+    assert (found(cluster_a), found(cluster_b), found(storage)) == \
+        ([], [clone_b], [clone])
+    for cluster in cluster_b, storage:
+        cleanup.remove(cluster, cleanup.find(cluster))
+    assert leftovers(storage) == NOTHING
+
+
+def test_a_stale_mount_is_replaced(mounted, tmp_path):
+    """The NAS volume made again (its files kept) under its mount: the old
+    mount is stale and the next attach mounts the volume as it is now."""
+    storage, transport, mountpoint = mounted
+    directory = transport.directory("127.0.0.1:/Pool-0/ds")
+    shutil.copytree(directory, directory + ".new", symlinks=True)
+    shutil.rmtree(directory)
+    os.rename(directory + ".new", directory)
+    assert not os.path.exists(os.path.join(mountpoint, DISK))
+    assert transport.probe(mountpoint) == "stale"
+    storage.attach_nas_volume("ds", mountpoint, transport)
+    assert mounts_under(tmp_path) == [mountpoint]
+    assert os.stat(mountpoint).st_ino == os.stat(directory).st_ino
+    assert pattern_is(os.path.join(mountpoint, DISK), "0x42")
 
 
 @pytest.fixture

@@ -1,8 +1,11 @@
 """The nfs transport: mounting a NAS volume's share, with a stand-in mount."""
 
+import errno
+
 import pytest
 
 from jdss import errors
+from jdss_nfs import nfs as nfs_module
 from jdss_nfs.nfs import NFSTransport
 
 
@@ -23,10 +26,10 @@ class MountTable:
             if source.split(":")[0] in self.unreachable:
                 return 32, "", "mount.nfs: Connection timed out\n"
             lines.append(f"{source} {target} nfs4 rw 0 0")
-        elif command[0] == "umount":
-            kept = [line for line in lines if line.split()[1] != command[1]]
+        elif command[0] == "umount":             # umount [-l] TARGET
+            kept = [line for line in lines if line.split()[1] != command[-1]]
             if kept == lines:
-                return 32, "", f"umount: {command[1]}: not mounted.\n"
+                return 32, "", f"umount: {command[-1]}: not mounted.\n"
             lines = kept
         self.path.write_text("\n".join(lines) + "\n")
         return 0, "", ""
@@ -92,3 +95,18 @@ def test_something_else_mounted_there(storage, nfs, tmp_path):
     storage.create_nas_volume("content", "10G")
     with pytest.raises(errors.AttachFailed, match="already has /dev/sdz1"):
         storage.attach_nas_volume("content", str(mountpoint), transport)
+
+
+def test_a_stale_mount_is_replaced(storage, nfs, tmp_path, monkeypatch):
+    """A mount of the share that answers ESTALE (the share was made again)
+    is unmounted (lazily: it cannot be used) and mounted again."""
+    transport, table = nfs()
+    storage.create_nas_volume("content", "10G")
+    mountpoint = str(tmp_path / "mnt")
+    storage.attach_nas_volume("content", mountpoint, transport)
+    monkeypatch.setattr(nfs_module, "stat_errno",
+                        lambda path, timeout: errno.ESTALE)
+    storage.attach_nas_volume("content", mountpoint, transport)
+    assert [c[:2] for c in table.calls] == \
+        [("mount", "-t"), ("umount", "-l"), ("mount", "-t")]
+    assert transport.mounted(mountpoint) == "127.0.0.1:/Pool-0/content"

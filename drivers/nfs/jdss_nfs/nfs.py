@@ -60,6 +60,30 @@ def stat_errno(path, timeout):
         time.sleep(0.02)
 
 
+def mount_path(mountpoint):
+    """``mountpoint`` as the mount table names it. Only the parent
+    directory is resolved: the mount point itself is never touched (a hung
+    mount would hold the caller)."""
+    head, tail = os.path.split(os.path.abspath(mountpoint))
+    return os.path.join(os.path.realpath(head), tail)
+
+
+def mount_entry(table, column, mountpoint):
+    """The fields of the mount at ``mountpoint`` in mount table file
+    ``table`` (the mount point in field ``column``), or None."""
+    mountpoint = mount_path(mountpoint)
+    try:
+        with open(table, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    found = None
+    for fields in map(str.split, lines):
+        if len(fields) > column and fields[column] == mountpoint:
+            found = fields               # the last mount on top counts
+    return found
+
+
 class NFSTransport(Transport):
     kind = "mount"
     mounts_file = "/proc/self/mounts"
@@ -71,22 +95,9 @@ class NFSTransport(Transport):
         self.execute = executor
 
     def mounted(self, mountpoint):
-        """The source mounted at ``mountpoint``, or None. Only the parent
-        directory is resolved: the mount point itself is never touched (a
-        hung mount would hold the caller)."""
-        head, tail = os.path.split(os.path.abspath(mountpoint))
-        mountpoint = os.path.join(os.path.realpath(head), tail)
-        try:
-            with open(self.mounts_file, encoding="utf-8") as handle:
-                lines = handle.read().splitlines()
-        except OSError:
-            return None
-        source = None
-        for line in lines:
-            fields = line.split()
-            if len(fields) >= 3 and fields[1] == mountpoint:
-                source = fields[0]       # the last mount on top counts
-        return source
+        """The source mounted at ``mountpoint``, or None."""
+        entry = mount_entry(self.mounts_file, 1, mountpoint)
+        return entry[0] if entry else None
 
     def holds(self, mountpoint, source, properties):
         """Whether ``source``, mounted at ``mountpoint``, is this share."""

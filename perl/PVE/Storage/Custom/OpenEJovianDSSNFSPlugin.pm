@@ -6,7 +6,8 @@ package PVE::Storage::Custom::OpenEJovianDSSNFSPlugin;
 # as Proxmox's own NFS storage does; guest snapshots are ZFS snapshots of
 # the dataset made by the appliance, and the rollback of one disk restores
 # only that disk's file (jdss nas-volume restore). Files, clones, templates,
-# rename, resize, export and import are Proxmox's own directory code.
+# rename, resize, export and import are Proxmox's own directory code (export
+# and import without snapshots only).
 # What both JovianDSS types share is in OpenEJovianDSS::Common (and the
 # joviandss type's add/update/delete hooks, used as they are).
 
@@ -233,6 +234,48 @@ sub volume_snapshot_info {
             timestamp => $snapshot->{creation} };
     }
     return $info;
+}
+
+# export and import ------------------------------------------------------
+
+# Proxmox's directory streams carry a file's own (qcow2) snapshots, never
+# this storage's, which are on the appliance: with snapshots nothing is
+# offered, so Proxmox refuses (as for storages that cannot carry them)
+# instead of dropping them; without, its directory streams are used.
+sub volume_export_formats {
+    my ($class, $scfg, $storeid, $volname, $snapshot, $base_snapshot, $with_snapshots) = @_;
+    return () if $with_snapshots;
+    return $class->SUPER::volume_export_formats($scfg, $storeid, $volname, $snapshot,
+        $base_snapshot, $with_snapshots);
+}
+
+sub volume_import_formats {
+    my ($class, $scfg, $storeid, $volname, $snapshot, $base_snapshot, $with_snapshots) = @_;
+    return () if $with_snapshots;
+    return $class->SUPER::volume_import_formats($scfg, $storeid, $volname, $snapshot,
+        $base_snapshot, $with_snapshots);
+}
+
+sub no_snapshot_streams {
+    my ($class, $with_snapshots) = @_;
+    die "cannot export or import volumes together with their snapshots in a "
+        . $class->type() . " storage: its snapshots are on the appliance\n" if $with_snapshots;
+}
+
+sub volume_export {
+    my ($class, $scfg, $storeid, $fh, $volname, $format, $snapshot, $base_snapshot,
+        $with_snapshots) = @_;
+    $class->no_snapshot_streams($with_snapshots);
+    return $class->SUPER::volume_export($scfg, $storeid, $fh, $volname, $format, $snapshot,
+        $base_snapshot, $with_snapshots);
+}
+
+sub volume_import {
+    my ($class, $scfg, $storeid, $fh, $volname, $format, $snapshot, $base_snapshot,
+        $with_snapshots, $allow_rename) = @_;
+    $class->no_snapshot_streams($with_snapshots);
+    return $class->SUPER::volume_import($scfg, $storeid, $fh, $volname, $format, $snapshot,
+        $base_snapshot, $with_snapshots, $allow_rename);
 }
 
 # Proxmox's directory features, and snapshots of every file format (on the
