@@ -10,7 +10,8 @@ DRIVERS := $(wildcard drivers/*)
 # parsers of the host settings (multipath -t, lvmconfig/pvs, udevadm test)
 # and what the real Proxmox VE storage code needs to load.
 SYSTEM_PACKAGES := tgt qemu-utils qemu-block-extra libiscsi-bin openssl \
-	multipath-tools lvm2 udev open-iscsi e2fsprogs util-linux $(PVE_PERL_PACKAGES)
+	multipath-tools lvm2 udev open-iscsi e2fsprogs util-linux bindfs \
+	$(PVE_PERL_PACKAGES)
 # What the real Proxmox VE storage code (../shared/pve) needs to load, for
 # the plugin's tests under it.
 PVE_PERL_PACKAGES := libjson-perl libfile-chdir-perl libtimedate-perl \
