@@ -118,7 +118,8 @@ sub write_files {
 
 # Guest snapshots are on the appliance, never in a stream: one with
 # snapshots (what Proxmox asks for to migrate a qcow2 disk) is refused both
-# ways, and nothing is written; without snapshots raw+size stays.
+# ways while the guest has snapshots, and nothing is written; once it has
+# none the disk goes out with its data; without snapshots raw+size stays.
 sub snapshot_streams_refused {
     my ($cfg, $dir, $raw) = @_;
     my $mnt = "$dir/mnt";
@@ -159,7 +160,18 @@ sub snapshot_streams_refused {
     is_deeply([PVE::Storage::volume_transfer_formats($cfg, $raw, 'target:107/vm-107-disk-1.raw',
         undef, undef, 0)], ['raw+size'], 'without snapshots: raw+size');
     PVE::Storage::volume_snapshot_delete($cfg, $q, 'kept');
-    PVE::Storage::vdisk_free($cfg, $_) for $q, $local;
+    is_deeply([PVE::Storage::volume_transfer_formats($cfg, $q, 'target:109/vm-109-disk-0.qcow2',
+        undef, undef, 1)], ['qcow2+size'], 'no snapshot left: the qcow2 disk may go out');
+    open($out, '>', $stream) or die;
+    PVE::Storage::volume_export($cfg, $out, $q, 'qcow2+size', undef, undef, 1);
+    close($out);
+    open($in, '<', $stream) or die;
+    my $moved = PVE::Storage::volume_import($cfg, $in, 'target:109/vm-109-disk-0.qcow2',
+        'qcow2+size', undef, undef, 1, 0);
+    close($in);
+    ok(qemu_io(scalar(PVE::Storage::path($cfg, $moved)), 'qcow2', 'read -P 0x55 0 1M'),
+        'and arrives with its data');
+    PVE::Storage::vdisk_free($cfg, $_) for $q, $local, $moved;
 }
 
 # Every content type on the mount, as Proxmox lists it.

@@ -238,13 +238,19 @@ sub volume_snapshot_info {
 
 # export and import ------------------------------------------------------
 
-# Proxmox's directory streams carry a file's own (qcow2) snapshots, never
-# this storage's, which are on the appliance: with snapshots nothing is
-# offered, so Proxmox refuses (as for storages that cannot carry them)
-# instead of dropping them; without, its directory streams are used.
+# A stream carries a file's own snapshots, never the appliance's. So one
+# with snapshots (what Proxmox asks for to move a qcow2 or vmdk disk) goes
+# out only while the guest has no snapshot on the appliance, nothing to
+# lose, and never comes in: the snapshots it carries would not be seen here.
+sub guest_has_snapshots {
+    my ($class, $scfg, $storeid, $volname) = @_;
+    my (undef, undef, $vmid) = $class->parse_volname($volname);
+    return scalar(@{ $class->guest_snapshots($scfg, $storeid, $vmid) });
+}
+
 sub volume_export_formats {
     my ($class, $scfg, $storeid, $volname, $snapshot, $base_snapshot, $with_snapshots) = @_;
-    return () if $with_snapshots;
+    return () if $with_snapshots && $class->guest_has_snapshots($scfg, $storeid, $volname);
     return $class->SUPER::volume_export_formats($scfg, $storeid, $volname, $snapshot,
         $base_snapshot, $with_snapshots);
 }
@@ -256,16 +262,17 @@ sub volume_import_formats {
         $base_snapshot, $with_snapshots);
 }
 
-sub no_snapshot_streams {
-    my ($class, $with_snapshots) = @_;
+sub snapshots_stay_here {
+    my ($class) = @_;
     die "cannot export or import volumes together with their snapshots in a "
-        . $class->type() . " storage: its snapshots are on the appliance\n" if $with_snapshots;
+        . $class->type() . " storage: its snapshots are on the appliance\n";
 }
 
 sub volume_export {
     my ($class, $scfg, $storeid, $fh, $volname, $format, $snapshot, $base_snapshot,
         $with_snapshots) = @_;
-    $class->no_snapshot_streams($with_snapshots);
+    $class->snapshots_stay_here()
+        if $with_snapshots && $class->guest_has_snapshots($scfg, $storeid, $volname);
     return $class->SUPER::volume_export($scfg, $storeid, $fh, $volname, $format, $snapshot,
         $base_snapshot, $with_snapshots);
 }
@@ -273,7 +280,7 @@ sub volume_export {
 sub volume_import {
     my ($class, $scfg, $storeid, $fh, $volname, $format, $snapshot, $base_snapshot,
         $with_snapshots, $allow_rename) = @_;
-    $class->no_snapshot_streams($with_snapshots);
+    $class->snapshots_stay_here() if $with_snapshots;
     return $class->SUPER::volume_import($scfg, $storeid, $fh, $volname, $format, $snapshot,
         $base_snapshot, $with_snapshots, $allow_rename);
 }
