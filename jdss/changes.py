@@ -21,13 +21,34 @@ def one_change_per_volume(method):
     """Run ``method(self, volume, ...)`` under the volume's lock (cluster-
     wide on a Proxmox node), as a change (:func:`changes`); the name is
     checked before any lock is made."""
+    return _under_volume_locks(method, 1)
 
+
+def makes_volume(method):
+    """As :func:`one_change_per_volume`, for ``method(self, name, ...)``
+    that makes volume ``name``: so no other jdss makes a volume of that
+    name meanwhile, which a request whose answer was lost relies on (it is
+    looked up by name before it is sent again: a volume of that name must
+    then be this call's)."""
+    return _under_volume_locks(method, 1)
+
+
+def makes_volume_from(method):
+    """As :func:`makes_volume`, for ``method(self, volume, name, ...)``
+    that makes volume ``name`` out of ``volume`` (rename, clone): under
+    the locks of both."""
+    return _under_volume_locks(method, 2)
+
+
+def _under_volume_locks(method, count):
     @functools.wraps(method)
-    def locked(self, volume, *args, **kwargs):
-        naming.validate_volume_name(volume)
-        with locks.volume_lock(self.config, volume), \
+    def locked(self, *args, **kwargs):
+        names = args[:count]
+        for name in names:
+            naming.validate_volume_name(name)
+        with locks.volume_locks(self.config, names), \
                 self.backend.changing():
-            return method(self, volume, *args, **kwargs)
+            return method(self, *args, **kwargs)
     return locked
 
 

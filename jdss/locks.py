@@ -97,6 +97,17 @@ def volume_lock(config, name, what=None, timeout=None):
             yield
 
 
+@contextlib.contextmanager
+def volume_locks(config, names):
+    """The locks of several volumes of ``config``'s pool, taken in one
+    order (by name), so that two processes after the same two never hold
+    one each and wait for the other."""
+    with contextlib.ExitStack() as stack:
+        for name in sorted(set(names)):
+            stack.enter_context(volume_lock(config, name))
+        yield
+
+
 def nas_lock(config, name, timeout=None):
     """The lock of NAS volume ``name`` (a key of its own: a volume and a
     NAS volume of one name are two things)."""

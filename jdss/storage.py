@@ -11,7 +11,8 @@ import logging
 
 from jdss import errors, naming
 from jdss.backends.base import VolumeInfo
-from jdss.changes import changes, one_change_per_volume
+from jdss.changes import (makes_volume, makes_volume_from,
+                          one_change_per_volume)
 from jdss.exports import ExportOperations
 from jdss.nas import NasOperations
 from jdss.nas_snapshots import NasSnapshotOperations
@@ -153,9 +154,8 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations,
     def _sparse(self, thin):
         return self.config.thin_provision if thin is None else thin
 
-    @changes
+    @makes_volume
     def create_volume(self, name, size, thin=None, block_size=None):
-        naming.validate_volume_name(name)
         block_size = (block_size or self.config.jovian_block_size).upper()
         if block_size not in BLOCK_BYTES:
             raise errors.InvalidInput(
@@ -244,9 +244,8 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations,
         # request (the vendor's resize makes two)
         return self._volume_view(name, dataclasses.replace(info, size=size))
 
-    @one_change_per_volume
+    @makes_volume_from
     def rename_volume(self, name, new_name):
-        naming.validate_volume_name(new_name)
         info = self._get_volume(name)
         self._check_name_free(new_name)
         try:
@@ -262,9 +261,8 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations,
         return self._made(new_name, dataclasses.replace(
             info, name=self.names.to_appliance_volume(new_name)))
 
-    @one_change_per_volume
+    @makes_volume_from
     def clone_volume(self, source, new_name, snapshot=None, thin=None):
-        naming.validate_volume_name(new_name)
         info = self._get_volume(source)
         clone = self.names.to_appliance_volume(new_name)
         self._check_name_free(new_name)

@@ -284,3 +284,45 @@ def test_failover_window_is_documented_and_in_the_message(appliance,
         storage.pool()
     assert "rest_api_deadline 1 s" in str(info.value)
     json.dumps(str(info.value))
+
+
+@pytest.mark.parametrize("lost, method, path", [
+    (["create", "vm-300-disk-0", "--size", "1G"], "POST",
+     "/pools/Pool-0/volumes$"),
+    (["clone", "base-100-disk-0", "vm-300-disk-0"], "POST",
+     "/volumes/v_base-100-disk-0/clone$"),
+    (["rename", "vm-100-disk-0", "vm-300-disk-0"], "PUT",
+     "/volumes/v_vm-100-disk-0$"),
+], ids=["create", "clone", "rename"])
+def test_a_lost_request_never_takes_anothers_volume(appliance, tmp_path,
+                                                    lost, method, path):
+    """Two jdss make one name: the first one's request (create, clone or
+    rename) is lost before the appliance applied it, and while it looks
+    the name up a create by the second would make it. The name's lock
+    keeps the second out until the first is done, so exactly one succeeds
+    and the other is told the name exists (the plugin then takes the next
+    free one): neither reports the other's volume as its own."""
+    config = write_config(tmp_path / "rest.yaml", **appliance.config(
+        rest_api_deadline=20))
+
+    def jdss(*args):
+        return subprocess.Popen(
+            [jdss_command(), "-c", str(config), "volume", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for source in ("base-100-disk-0", "vm-100-disk-0"):
+        assert jdss("create", source, "--size", "1G").wait(timeout=60) == 0
+    appliance.faults(
+        {"action": "drop", "method": method, "path": path, "count": 1},
+        {"action": "delay", "method": "GET",
+         "path": "/volumes/v_vm-300-disk-0$", "count": 1, "seconds": 4})
+    first = jdss(*lost)
+    time.sleep(2)
+    second = jdss("create", "vm-300-disk-0", "--size", "2G")
+    codes = [proc.wait(timeout=120) for proc in (first, second)]
+    assert sorted(codes) == [0, 5], [p.stderr.read() for p in (first, second)]
+    listed = subprocess.run([jdss_command(), "-c", str(config), "volume",
+                             "show", "vm-300-disk-0", "-f", "json"],
+                            capture_output=True, text=True, check=True)
+    made = json.loads(listed.stdout)
+    # the volume is the one the call that succeeded made
+    assert (made["size"] == 2 * G) == (codes[1] == 0), made

@@ -152,7 +152,11 @@ def test_storage_changes_take_the_volume_lock(storage, monkeypatch):
     storage.clone_volume("v", "c", snapshot="s1")
     storage.delete_volume("c")
     storage.delete_snapshot("v", "s1")
-    assert taken == ["v", "v", "v", "v", "c", "v"]
+    storage.create_volume("n", "1G")
+    storage.rename_volume("v", "r")
+    # a volume made (created, cloned, renamed) under its new name's lock
+    # too, the two taken in one order
+    assert taken == ["v", "v", "v", "c", "v", "c", "v", "n", "r", "v"]
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 
 from jdss import errors, stream
 from tests.conftest import jdss_command
-from tests.test_transport_direct import (MB, attach, jdss,  # noqa: F401
-                                         pattern_at, qemu_io, tgt_config)
+from tests.test_transport_direct import tgt_config  # noqa: F401
+from tests.tgt_io import MB, attach, jdss, pattern_at, qemu_io
 
 
 def raw_stream(data):
@@ -77,10 +77,10 @@ def test_a_short_stream_is_refused():
     thread.join()
 
 
-def run_import(config, name, data):
+def run_import(config, name, data, *options):
     return subprocess.run([jdss_command(), "-c", str(config), "volume",
-                           "import", name], input=data, capture_output=True,
-                          timeout=120)
+                           "import", name, *options], input=data,
+                          capture_output=True, timeout=120)
 
 
 def test_import_over_an_existing_volume_replaces_every_byte(tgt_config):
@@ -93,6 +93,24 @@ def test_import_over_an_existing_volume_replaces_every_byte(tgt_config):
     assert pattern_at(url, 0x11, 0)
     assert pattern_at(url, 0x00, MB, 6 * MB)          # no old 0x77 left
     assert pattern_at(url, 0x22, 7 * MB)
+
+
+def test_import_new_never_writes_over_an_existing_volume(tgt_config):
+    """What the plugin runs: another node may have made the name it chose
+    since it looked; then the import fails and that volume keeps its
+    bytes."""
+    jdss(tgt_config, "volume", "create", "vm-605-disk-0", "--size", "4M")
+    url = attach(tgt_config, "vm-605-disk-0")
+    assert qemu_io(url, f"write -P 0x66 0 {4 * MB}").returncode == 0
+    result = run_import(tgt_config, "vm-605-disk-0",
+                        raw_stream(b"\x11" * (4 * MB)), "--new")
+    assert result.returncode == 5, result.stderr
+    assert b"vm-605-disk-0' already exists" in result.stderr
+    assert pattern_at(url, 0x66, 0, 4 * MB)
+    made = run_import(tgt_config, "vm-606-disk-0",
+                      raw_stream(b"\x12" * (4 * MB)), "--new")
+    assert made.returncode == 0, made.stderr
+    assert pattern_at(attach(tgt_config, "vm-606-disk-0"), 0x12, 0, 4 * MB)
 
 
 def test_broken_import_removes_the_volume_it_made(tgt_config):

@@ -219,21 +219,27 @@ class ImportVolume(base.Command):
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("name", help="volume to write")
+        parser.add_argument(
+            "--new", action="store_true",
+            help="only into a volume this command makes: exit 5 if one of "
+                 "that name exists (never write over another's volume)")
         return parser
 
     def take_action(self, parsed_args):
+        import contextlib
         import signal
         import sys
         from jdss import errors, stream
         config, name = self.storage.config, parsed_args.name
         size = stream.read_header(sys.stdin.fileno(),
                                   config.stream_idle_timeout)
-        try:
-            volume = self.storage.volume(name)
-            created = False
-        except errors.NotFound:
+        volume = None
+        if not parsed_args.new:
+            with contextlib.suppress(errors.NotFound):
+                volume = self.storage.volume(name)
+        created = volume is None
+        if created:
             volume = self.storage.create_volume(name, size)
-            created = True
         # Proxmox ends a cancelled migration with SIGTERM: clean up then too
         signal.signal(signal.SIGTERM, _terminated)
         try:

@@ -238,8 +238,10 @@ rc=$?
 set -e
 [ "$rc" = 0 ] || [ "$rc" = 1 ] || fail "jdss doctor exited $rc"
 grep -qx "jdss.yaml: pool ok" "$work/doctor.txt" || fail "doctor: $(cat "$work/doctor.txt")"
-in_sandbox $jdss_plain doctor --bundle "$work/bundle.tar.gz" -f value >/dev/null || true
-tar -tzf "$work/bundle.tar.gz" | grep -qx 'jdss-bundle/doctor.json' || fail "no bundle"
+in_sandbox $jdss_plain doctor --bundle "$work/bundle.tar.gz" -f value >/dev/null \
+    2> "$work/bundle.err" || true
+tar -tzf "$work/bundle.tar.gz" | grep -qx 'jdss-bundle/doctor.json' \
+    || fail "no bundle: $(cat "$work/bundle.err")"
 
 step "jdss-agent answers like jdss"
 # started directly (not through the run function), so $! is the agent

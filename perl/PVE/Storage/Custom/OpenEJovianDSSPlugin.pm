@@ -732,7 +732,9 @@ sub volume_import {
         die "volume '$name' already exists\n" if !$allow_rename;
         $name = $class->find_free_diskname($storeid, $scfg, $vmid, 'raw');
     }
-    run($storeid, $scfg, ['volume', 'import', $name], stdin => "<&$fd",
+    # only into a volume the import makes: one made meanwhile by another
+    # node under the name chosen here is never written over
+    run($storeid, $scfg, ['volume', 'import', $name, '--new'], stdin => "<&$fd",
         timeout => 0);
     return "$storeid:$name";
 }
