@@ -8,9 +8,12 @@ finds nothing left over.
 """
 
 import json
+import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 
 import pytest
 
@@ -45,6 +48,55 @@ def jdss(config, *args, crash_after=None):
     return subprocess.run([jdss_command(), "-c", str(config)] + list(args),
                           capture_output=True, text=True, timeout=120,
                           env=env)
+
+
+class CrashingAgent:
+    """A jdss-agent of this test's own whose children die by SIGKILL at
+    change ``step`` of the request they serve (JDSS_CRASH_AFTER in the
+    agent's environment, which its children inherit)."""
+
+    PROGRAM = os.path.join(os.path.dirname(sys.executable), "jdss-agent")
+
+    def __init__(self, directory, step):
+        self.path = str(directory / "agent.sock")
+        self.proc = subprocess.Popen(
+            [self.PROGRAM, "--socket", self.path],
+            env=dict(os.environ, JDSS_CRASH_AFTER=str(step)),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def run(self, argv):
+        """The request's exit code; -SIGKILL when it was taken and its
+        child died without an answer."""
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.settimeout(120)
+            conn.connect(self.path)
+            conn.sendall(json.dumps({"protocol": 3, "argv": argv}).encode()
+                         + b"\n")
+            lines = conn.makefile()
+            assert json.loads(lines.readline()).get("accepted")
+            answer = lines.readline()
+        return json.loads(answer)["exit"] if answer else -signal.SIGKILL
+
+    def stop(self):
+        alive = self.proc.poll() is None
+        self.proc.terminate()
+        self.proc.communicate(timeout=10)
+        return alive
+
+
+def crash(via, config, command, step, directory):
+    """Run ``command`` to die after change ``step``: as a jdss process, or
+    in a child of jdss-agent (which must outlive it)."""
+    if via == "process":
+        return jdss(config, *command, crash_after=step).returncode
+    directory.mkdir(exist_ok=True)
+    agent = CrashingAgent(directory, step)
+    try:
+        code = agent.run(["-c", str(config), *command])
+    finally:
+        assert agent.stop(), "the agent ended with its child"
+    return code
 
 
 def state(config):
@@ -136,9 +188,11 @@ def pools(tmp_path_factory, tls_cert):
 
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_rerun_after_a_crash_converges(backend, operation, pools, tmp_path,
-                                       scenario):
+@pytest.mark.parametrize("backend, via", [
+    (backend, "process") for backend in BACKENDS] + [
+    ("fake", "agent"), ("joviandss", "agent")])
+def test_rerun_after_a_crash_converges(backend, via, operation, pools,
+                                       tmp_path, scenario):
     command, undo = OPERATIONS[operation]
     copies = pools[backend]
     clean_config = copies.fresh(tmp_path / "clean")
@@ -149,10 +203,10 @@ def test_rerun_after_a_crash_converges(backend, operation, pools, tmp_path,
 
     for step in range(1, 10):
         config = copies.fresh(tmp_path / f"step{step}")
-        crashed = jdss(config, *command, crash_after=step)
-        if crashed.returncode == 0:
+        crashed = crash(via, config, command, step, tmp_path / "agent")
+        if crashed == 0:
             break                       # the command has fewer steps
-        assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+        assert crashed == -signal.SIGKILL, (via, step, crashed)
         rerun = jdss(config, *command)
         converged = rerun.returncode == 0 or (
             rerun.returncode == 5 and command[1] in ("create", "clone"))
@@ -164,7 +218,8 @@ def test_rerun_after_a_crash_converges(backend, operation, pools, tmp_path,
         lost = sum(1 for name, (size, snaps) in expected.items()
                    if name not in final or final[name][0] != size
                    or not set(snaps) <= set(final[name][1]))
-        scenario(f"{backend}: crash after each step: {operation}",
+        scenario(f"{backend}: crash after each step: {operation}"
+                 + (" (in jdss-agent)" if via == "agent" else ""),
                  failed=not converged or final != expected or leftovers,
                  lost=lost)
         assert converged, (step, rerun.stderr)
