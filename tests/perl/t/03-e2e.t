@@ -6,6 +6,7 @@ use strict;
 use warnings;
 use Test::More;
 use File::Temp qw(tempdir);
+use JSON::PP ();
 use POSIX ();
 
 use RealPVE;
@@ -214,6 +215,41 @@ for my $backend ('fake', 'rest') {
         is(stop_emulator($emulator), 0, 'emulator stopped cleanly') if $emulator;
     };
 }
+
+# Two nodes allocate for one guest without Proxmox's storage lock; the
+# first one's create is lost before the appliance applied it, and the
+# second would make that name while the first looks it up. Each must get
+# a disk of its own.
+subtest 'a lost create is never taken for the disk of another node' => sub {
+    my $dir = tempdir(CLEANUP => 1);
+    my $emulator = setup('rest', $dir);
+    my $id = 's-Pool-0';
+    JdssTest::write_file("$dir/emulator/faults.json", JSON::PP::encode_json({ rules => [
+        { action => 'drop', method => 'POST', path => '/pools/Pool-0/volumes$', count => 1 },
+        { action => 'delay', method => 'GET', path => '/volumes/v_vm-300-disk-0$', count => 1,
+            seconds => 4 }] }));
+    my @got;
+    for my $start (0, 2) {
+        sleep($start);
+        pipe(my $r, my $w) or die "pipe: $!";
+        my $pid = fork() // die "fork: $!";
+        if (!$pid) {
+            close($r);
+            print $w (eval { PVE::Storage::vdisk_alloc(PVE::Storage::config(), $id, 300, 'raw',
+                undef, 1024) } // "failed: $@");
+            close($w);
+            POSIX::_exit(0);
+        }
+        close($w);
+        push @got, [$pid, $r];
+    }
+    my @volids = map { waitpid($_->[0], 0); local $/; readline($_->[1]) } @got;
+    is_deeply([sort @volids], ["$id:vm-300-disk-0", "$id:vm-300-disk-1"],
+        'two allocations, two disks');
+    is_deeply(volids(PVE::Storage::vdisk_list(PVE::Storage::config(), $id, 300)->{$id}),
+        ["$id:vm-300-disk-0", "$id:vm-300-disk-1"], 'both on the appliance');
+    is(stop_emulator($emulator), 0, 'emulator stopped cleanly');
+};
 
 subtest 'errors say what is wrong' => sub {
     my $dir = tempdir(CLEANUP => 1);
