@@ -188,7 +188,11 @@ def serve_request(conn, app=None):
     try:
         code = (app or JdssApp()).run(request["argv"])
     except SystemExit as exc:              # argparse errors, --help
-        code = exc.code if isinstance(exc.code, int) else 2
+        # as Python ends a process: no code is 0, a message is printed
+        code = 0 if exc.code is None else exc.code
+        if not isinstance(code, int):
+            print(code, file=sys.stderr)
+            code = 1
     except BaseException as exc:           # never without an answer
         print(f"jdss: error: unexpected {type(exc).__name__}: {exc}",
               file=sys.stderr)

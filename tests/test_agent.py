@@ -79,7 +79,7 @@ def test_answers_exactly_as_a_jdss_process(agent, config_file):
                  [*c, "--set", "transport=iscsi-direct", "volume", "path",
                   "vm-100-disk-0", "-f", "value", "-c", "path"],
                  [*c, "volume", "lsit"],
-                 ["--version"]):
+                 ["--version"], ["--help"], ["volume", "create", "-h"]):
         reply = agent(argv)
         assert reply["protocol"] == 3
         assert same(reply, cli(*argv)), argv
