@@ -425,9 +425,10 @@ sub list_volumes {
 # second, given up after 10 s), so guests created at once on one storage
 # queue and mostly fail with "got lock request timeout". Here each of them
 # is one change on the appliance, which refuses a name that exists (the
-# plugin then takes the next free one, see with_free_name), and jdss locks
-# every change of a volume cluster-wide itself: the storage lock is not
-# needed, and not taken.
+# plugin then takes the next free one, see with_free_name), and jdss makes
+# and changes a volume under cluster-wide locks of its own, of the volume
+# and of the new name it makes: the storage lock is not needed, and not
+# taken.
 sub cluster_lock_storage {
     my ($class, $storeid, $shared, $timeout, $func, @param) = @_;
     return $func->(@param);
