@@ -95,7 +95,7 @@ def preload():
     sys.argv = [jdss_program()]          # the program name jdss's own shows
     try:
         app = JdssApp()
-    except Exception as exc:             # each child makes it again, and answers
+    except Exception as exc:     # made again for each request, and answered
         LOG.warning("cannot build the jdss app ahead: %s", exc)
         app = None
     gc.freeze()
@@ -301,13 +301,7 @@ class Agent:
         for fd in (self.taken_r, self.alive_w):
             os.close(fd)
         sys.argv = [jdss_program()]
-        app = self.app
-        if app is None:
-            from jdss.app import JdssApp
-            try:
-                app = JdssApp()
-            except Exception:            # made again, and answered, later
-                app = None
+        app = self.app                   # None: serve_request makes it
         allowed = {0, os.getuid()}
         while True:
             ready = select.select([self.sock, self.alive_r], [], [])[0]

@@ -20,23 +20,18 @@ def changes(method):
 def one_change_per_volume(method):
     """Run ``method(self, volume, ...)`` under the volume's lock (cluster-
     wide on a Proxmox node), as a change (:func:`changes`); the name is
-    checked before any lock is made."""
-    return _under_volume_locks(method, 1)
-
-
-def makes_volume(method):
-    """As :func:`one_change_per_volume`, for ``method(self, name, ...)``
-    that makes volume ``name``: so no other jdss makes a volume of that
-    name meanwhile, which a request whose answer was lost relies on (it is
-    looked up by name before it is sent again: a volume of that name must
-    then be this call's)."""
+    checked before any lock is made. Also for a method that makes volume
+    ``volume``: so no other jdss makes a volume of that name meanwhile,
+    which a request whose answer was lost relies on (it is looked up by
+    name before it is sent again: a volume of that name must then be this
+    call's)."""
     return _under_volume_locks(method, 1)
 
 
 def makes_volume_from(method):
-    """As :func:`makes_volume`, for ``method(self, volume, name, ...)``
-    that makes volume ``name`` out of ``volume`` (rename, clone): under
-    the locks of both."""
+    """As :func:`one_change_per_volume`, for ``method(self, volume, name,
+    ...)`` that makes volume ``name`` out of ``volume`` (rename, clone):
+    under the locks of both."""
     return _under_volume_locks(method, 2)
 
 

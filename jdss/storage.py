@@ -11,8 +11,7 @@ import logging
 
 from jdss import errors, naming
 from jdss.backends.base import VolumeInfo
-from jdss.changes import (makes_volume, makes_volume_from,
-                          one_change_per_volume)
+from jdss.changes import makes_volume_from, one_change_per_volume
 from jdss.exports import ExportOperations
 from jdss.nas import NasOperations
 from jdss.nas_snapshots import NasSnapshotOperations
@@ -154,7 +153,7 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations,
     def _sparse(self, thin):
         return self.config.thin_provision if thin is None else thin
 
-    @makes_volume
+    @one_change_per_volume
     def create_volume(self, name, size, thin=None, block_size=None):
         block_size = (block_size or self.config.jovian_block_size).upper()
         if block_size not in BLOCK_BYTES:

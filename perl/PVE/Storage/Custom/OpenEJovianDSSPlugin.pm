@@ -425,7 +425,7 @@ sub list_volumes {
 # second, given up after 10 s), so guests created at once on one storage
 # queue and mostly fail with "got lock request timeout". Here each of them
 # is one change on the appliance, which refuses a name that exists (the
-# plugin then takes the next free one, see with_free_name), and jdss makes
+# plugin then takes the next free one, see make_named), and jdss makes
 # and changes a volume under cluster-wide locks of its own, of the volume
 # and of the new name it makes: the storage lock is not needed, and not
 # taken.
@@ -436,14 +436,20 @@ sub cluster_lock_storage {
 
 our $NAME_TRIES = 10;
 
-# $make->($name) makes a volume of that name, answering EXIT_EXISTS when
-# the appliance already has one (another node took the name since it was
-# listed): then the next free name is tried.
-sub with_free_name {
-    my ($class, $storeid, $scfg, $vmid, $make) = @_;
+# Makes a volume with the jdss arguments $argv_of->($name): under $name
+# when given, else under the next free name of guest $vmid; when another
+# node took that name since it was listed (the appliance refuses it, exit
+# EXIT_EXISTS), the next free one is tried. Returns the name.
+sub make_named {
+    my ($class, $storeid, $scfg, $vmid, $name, $argv_of) = @_;
+    if ($name) {
+        run($storeid, $scfg, $argv_of->($name));
+        return $name;
+    }
     for (1 .. $NAME_TRIES) {
-        my $name = $class->find_free_diskname($storeid, $scfg, $vmid, 'raw');
-        return $name if $make->($name) != EXIT_EXISTS;
+        my $free = $class->find_free_diskname($storeid, $scfg, $vmid, 'raw');
+        my ($exit) = run($storeid, $scfg, $argv_of->($free), allow => [EXIT_EXISTS]);
+        return $free if $exit != EXIT_EXISTS;
     }
     die "unable to allocate an image name for VM $vmid in storage '$storeid': "
         . "$NAME_TRIES free names were taken meanwhile\n";
@@ -454,14 +460,8 @@ sub alloc_image {
     die "unsupported format '$fmt'\n" if $fmt ne 'raw';
     die "illegal name '$name' - should be 'vm-$vmid-*'\n"
         if $name && $name !~ m/^vm-\Q$vmid\E-/;
-    my $create = sub { ['volume', 'create', $_[0], '--size', "${size}K"] };
-    if ($name) {
-        run($storeid, $scfg, $create->($name));
-        return $name;
-    }
-    return $class->with_free_name($storeid, $scfg, $vmid, sub {
-        return (run($storeid, $scfg, $create->($_[0]), allow => [EXIT_EXISTS]))[0];
-    });
+    return $class->make_named($storeid, $scfg, $vmid, $name,
+        sub { ['volume', 'create', $_[0], '--size', "${size}K"] });
 }
 
 sub free_image {
@@ -672,24 +672,16 @@ sub clone_image {
     my ($vtype, $basename, $basevmid, undef, undef, $isBase) =
         $class->parse_volname($volname);
     die "clone_image only works on base images\n" if !$isBase && !$snap;
-    my $name = $class->with_free_name($storeid, $scfg, $vmid, sub {
-        return (run($storeid, $scfg, ['volume', 'clone', $basename, $_[0],
-            $snap ? ('--snapshot', $snap) : ()], allow => [EXIT_EXISTS]))[0];
-    });
+    my $name = $class->make_named($storeid, $scfg, $vmid, undef,
+        sub { ['volume', 'clone', $basename, $_[0], $snap ? ('--snapshot', $snap) : ()] });
     return $isBase ? "$basename/$name" : $name;
 }
 
 sub rename_volume {
     my ($class, $scfg, $storeid, $source_volname, $target_vmid, $target_volname) = @_;
     my (undef, $source, undef, $basename) = $class->parse_volname($source_volname);
-    my @rename = ('volume', 'rename', $source);
-    if ($target_volname) {
-        run($storeid, $scfg, [@rename, $target_volname]);
-    } else {
-        $target_volname = $class->with_free_name($storeid, $scfg, $target_vmid, sub {
-            return (run($storeid, $scfg, [@rename, $_[0]], allow => [EXIT_EXISTS]))[0];
-        });
-    }
+    $target_volname = $class->make_named($storeid, $scfg, $target_vmid, $target_volname,
+        sub { ['volume', 'rename', $source, $_[0]] });
     return "$storeid:" . ($basename ? "$basename/" : '') . $target_volname;
 }
 
