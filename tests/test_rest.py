@@ -82,6 +82,28 @@ def test_default_verification_rejects_self_signed(emulator, tmp_path):
         storage_for(tmp_path, **values).pool()
 
 
+def test_default_verification_trusts_the_system_ca_directory(
+        emulator, tmp_path, monkeypatch):
+    """The system's CAs, as a hashed directory (openssl's own hash names):
+    read for the one CA needed, not parsed whole per call."""
+    cas = tmp_path / "certs"
+    cas.mkdir()
+    name = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in",
+                           emulator.cert], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    (cas / f"{name}.0").write_bytes(open(emulator.cert, "rb").read())
+    monkeypatch.setenv("SSL_CERT_DIR", str(cas))
+    values = emulator.config()
+    del values["driver_ssl_cert_path"]
+    storage = storage_for(tmp_path, **values)
+    assert storage.pool()["name"] == "Pool-0"
+    assert storage.backend.client.verify == str(cas)
+    (cas / f"{name}.0").unlink()
+    (cas / "00000000.0").write_text("")
+    with pytest.raises(errors.TlsError):
+        storage_for(tmp_path, **values).pool()
+
+
 def test_verification_off_works(emulator, tmp_path):
     values = emulator.config(driver_ssl_cert_verify=False)
     del values["driver_ssl_cert_path"]
