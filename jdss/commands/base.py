@@ -95,9 +95,21 @@ class DisplayMixin(JdssCommandMixin):
                 # a name not found is for argparse to refuse, below
                 on_missing_entrypoints_callback=lambda names: None)
             if formatters.names():
-                return formatters
+                return _fast_json(formatters)
         # help, or a name argparse must refuse: cliff's own way
-        return super()._load_formatter_plugins()
+        return _fast_json(super()._load_formatter_plugins())
+
+
+def _fast_json(formatters):
+    """``formatters`` with cliff's json formatter replaced by ours (the same
+    options and text, encoded in C)."""
+    from cliff.formatters import json_format
+
+    from jdss.commands.json_output import JSONFormatter
+    for extension in formatters:
+        if type(extension.obj) is json_format.JSONFormatter:
+            extension.obj = JSONFormatter()
+    return formatters
 
 
 class ShowOne(DisplayMixin, show.ShowOne):

@@ -66,7 +66,7 @@ is(scalar(my @none = calls()), 0, 'check_connection cost nothing');
     my $with_content = { %$scfg, content => { images => 1, iso => 1 },
         content_volume_name => 'proxmox-content' };
     is($P->check_connection('j7', $with_content), 1, 'content volume: the appliance answers');
-    is_deeply([map { strip_globals($_) } calls()], [['pool', 'show', '-f', 'json']],
+    is_deeply([map { strip_globals($_) } calls()], [['pool', 'show', '-f', 'json', '--noindent']],
         'content volume: one bounded status');
     replies(['pool show', 9, '', 'jdss: error: no appliance address answered\n']);
     is($P->check_connection('j7', $with_content), 0, 'content volume: an outage is not online');
@@ -147,7 +147,7 @@ $P->volume_snapshot_rollback($scfg, 'j7', 'vm-100-disk-0', 'before');
 is_deeply([map { strip_globals($_) } calls()],
     [['snapshot', 'create', 'vm-100-disk-0', 'before'],
      ['snapshot', 'delete', 'vm-100-disk-0', 'before'],
-     ['snapshot', 'rollback', 'vm-100-disk-0', 'before', '-f', 'json']],
+     ['snapshot', 'rollback', 'vm-100-disk-0', 'before', '-f', 'json', '--noindent']],
     'snapshot commands');
 
 # features: exactly what works
@@ -185,7 +185,7 @@ is_deeply([$P->volume_size_info($scfg, 'j7', 'vm-201-disk-0')],
 replies(['volume resize', 0, '{"size":4096}']);
 is($P->volume_resize($scfg, 'j7', 'vm-100-disk-0', 4096, 1), 4096, 'resize');
 is_deeply(strip_globals((calls())[0]),
-    ['volume', 'resize', 'vm-100-disk-0', '--size', 4096, '--rescan', '-f', 'json'],
+    ['volume', 'resize', 'vm-100-disk-0', '--size', 4096, '--rescan', '-f', 'json', '--noindent'],
     'online resize rescans');
 eval { $P->volume_resize($scfg, 'j7', 'vm-100-disk-0', 4096, 0, 'snap') };
 like($@, qr/resizing a snapshot is not supported/, 'no snapshot resize');
@@ -255,7 +255,7 @@ replies(['nas-volume show', 4, '', "jdss: error: NAS volume 'proxmox-content' no
     ['nas-volume create', 0, '{}'], ['nas-volume attach', 0, '{}']);
 is($P->activate_storage('j7', $content, {}), 1, 'activate with an NFS content volume');
 is_deeply([map { strip_globals($_) } calls()],
-    [['nas-volume', 'show', 'proxmox-content', '-f', 'json'],
+    [['nas-volume', 'show', 'proxmox-content', '-f', 'json', '--noindent'],
      ['nas-volume', 'create', 'proxmox-content', '--size', '50G'],
      ['nas-volume', 'attach', 'proxmox-content', '--mountpoint', "$dir/content"]],
     'NFS content volume commands');

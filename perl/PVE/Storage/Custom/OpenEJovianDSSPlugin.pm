@@ -296,7 +296,7 @@ sub activate_iscsi_content {
 sub ensure_content_volume {
     my ($storeid, $scfg, $kind, $field) = @_;
     my $name = $scfg->{content_volume_name};
-    my ($exit, $out) = run($storeid, $scfg, [$kind, 'show', $name, '-f', 'json'],
+    my ($exit, $out) = run($storeid, $scfg, [$kind, 'show', $name, '-f', 'json', '--noindent'],
         allow => [EXIT_NOT_FOUND]);
     return JSON::PP->new->decode($out)->{$field} // 0 if $exit != EXIT_NOT_FOUND;
     my $gib = $scfg->{content_volume_size} // 100;

@@ -251,7 +251,7 @@ sub check_appliance {
     my ($storeid, $scfg, $passwords) = @_;
     my $input = join('', map { "$_ $passwords->{$_}\n" }
         grep { defined($passwords->{$_}) } @SECRETS);
-    my ($exit, $out, $err) = run($storeid, $scfg, ['pool', 'show', '-f', 'json'],
+    my ($exit, $out, $err) = run($storeid, $scfg, ['pool', 'show', '-f', 'json', '--noindent'],
         globals => ['--passwords-from-stdin'], input => $input,
         timeout => 6 * $STATUS_DEADLINE, deadline => 2 * $STATUS_DEADLINE,
         allow => [1 .. 255]);
@@ -434,7 +434,7 @@ sub error_message {
 
 sub run_json {
     my ($storeid, $scfg, $args, %opts) = @_;
-    my (undef, $out) = run($storeid, $scfg, [@$args, '-f', 'json'], %opts);
+    my (undef, $out) = run($storeid, $scfg, [@$args, '-f', 'json', '--noindent'], %opts);
     return json()->decode($out);
 }
 
