@@ -53,9 +53,10 @@ PRELOAD = ("cliff.app", "cliff.commandmanager", "cliff.show", "cliff.lister",
            "cliff.formatters.json_format", "cliff.formatters.value",
            "cliff.formatters.table", "prettytable", "wcwidth", "stevedore",
            "yaml", "requests", "urllib3", "jdss.app", "jdss.commands.base",
-           "jdss.commands.volume", "jdss.commands.snapshot",
-           "jdss.commands.pool", "jdss.config", "jdss.pvecfg", "jdss.storage",
-           "jdss.drivers", "jdss.backends.rest", "jdss.backends.fake",
+           "jdss.commands.json_output", "jdss.commands.volume",
+           "jdss.commands.snapshot", "jdss.commands.pool", "jdss.config",
+           "jdss.pvecfg", "jdss.storage", "jdss.drivers",
+           "jdss.backends.rest", "jdss.backends.fake",
            "jdss.transport", "jdss.rollback", "jdss_iscsi.direct",
            "jdss_iscsi.iscsi", "jdss_multipath.multipath", "jdss_nfs.nfs")
 # os-brick, which the kernel transports (iscsi, multipath) load to attach
@@ -66,7 +67,9 @@ PRELOAD = ("cliff.app", "cliff.commandmanager", "cliff.show", "cliff.lister",
 PRELOAD_BRICK = ("os_brick", "os_brick.initiator.connector",
                  "oslo_concurrency.lockutils", "oslo_concurrency.processutils",
                  "oslo_config.cfg")
-SPARES = 2                      # children forked ahead, waiting for a request
+# children forked ahead, waiting for a request: as many as requests come at
+# once in a busy moment (a mass VM start), so that none waits for a fork
+SPARES = 16
 WANTS_BRICK = 0                 # child -> agent: "preload os-brick"
 
 
@@ -91,6 +94,10 @@ def preload():
     The objects made so far are frozen out of the garbage collector, which
     would otherwise touch (and so copy) their pages in every child."""
     _import(PRELOAD)
+    # OpenSSL sets itself up on the first TLS context a process makes
+    # (3 ms); made here, every child starts with it done
+    import ssl
+    ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     from jdss.app import JdssApp
     sys.argv = [jdss_program()]          # the program name jdss's own shows
     try:
@@ -325,15 +332,18 @@ class Agent:
 
     def reap(self):
         """Collect finished children; end those past the time limit."""
-        for pid, started in list(self.children.items()):
+        while self.children:
             try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
+                pid, _ = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                done = pid
-            if done:
-                del self.children[pid]
-            elif started is not None and \
-                    time.monotonic() - started > self.max_seconds:
+                self.children.clear()
+                break
+            if not pid:
+                break
+            self.children.pop(pid, None)
+        now = time.monotonic()
+        for pid, started in self.children.items():
+            if started is not None and now - started > self.max_seconds:
                 LOG.warning("request in process %d ran over %g s: ending it",
                             pid, self.max_seconds)
                 os.kill(pid, signal.SIGKILL)
