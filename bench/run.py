@@ -430,8 +430,9 @@ def boot(bench, guests, disks=2):
                         pool_size=100 << 40, tgt_portal=f"127.0.0.1:{port}")
     drivers = []
     try:
-        # jdss's default REST deadline, as on a node: the emulator, which
-        # runs one request at a time, answers 100 activations in ~15 s
+        # jdss's default REST deadline, as on a node: the emulator makes
+        # one change of a pool at a time, each with its tgtadm calls, and
+        # answers 100 activations in 10 to 15 s
         bench.add_storage("boot", "Pool-0", **emulator.config(
             target_port=port, thin_provision=True, rest_api_deadline=20))
         names = [f"vm-{300 + g}-disk-{d}" for g in range(guests)

@@ -140,9 +140,12 @@ def _seconds(value):
     return seconds
 
 
+_TRANSPORT_NAME = re.compile(r"[a-z][a-z0-9_-]*$")
+
+
 def _transport(value):
     text = _str(value)
-    if not re.match(r"^[a-z][a-z0-9_-]*$", text):
+    if not _TRANSPORT_NAME.match(text):
         raise ValueError(f"{text!r} is not a transport name")
     return text
 
