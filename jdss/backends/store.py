@@ -2,9 +2,10 @@
 
 Writers take an exclusive lock for the whole read-modify-write, and a
 change is written to a temporary file that replaces the state atomically,
-so readers read the last committed state without a lock. A transaction that raises writes nothing,
-so a failed operation leaves the pool as it was. The files of the pool's
-NAS volumes live beside the state (:mod:`jdss.backends.nasdata`).
+so readers read the last committed state without a lock. A transaction
+that raises writes nothing, so a failed operation leaves the pool as it
+was. The files of the pool's NAS volumes live beside the state
+(:mod:`jdss.backends.nasdata`).
 """
 
 import contextlib
