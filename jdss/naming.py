@@ -105,6 +105,23 @@ def validate_nas_snapshot_name(name):
         raise InvalidInput(f"NAS snapshot name {name!r} is too long")
 
 
+MAX_DISKS_PER_GUEST = 1024       # Proxmox's $MAX_VOLUMES_PER_GUEST
+
+
+def next_disk_name(names, vmid):
+    """The name Proxmox gives guest ``vmid``'s next disk among volumes
+    ``names``: ``vm-<vmid>-disk-<n>`` with the lowest ``n`` that no name
+    holds as ``vm-`` or ``base-<vmid>-disk-<n>`` (anywhere in the name,
+    the number as written, as Proxmox's get_next_vm_diskname matches);
+    None when all are taken."""
+    held = re.compile(rf"(vm|base)-{int(vmid)}-disk-(\d+)")
+    taken = {found.group(2) for found in map(held.search, names) if found}
+    for number in range(MAX_DISKS_PER_GUEST):
+        if str(number) not in taken:
+            return f"vm-{int(vmid)}-disk-{number}"
+    return None
+
+
 def _restore_head(cluster_prefix):
     """``t_restore_``; ``t_<prefix>_restore_`` for a cluster's prefix (no
     prefix has a ``_``: the forms of two clusters never overlap)."""

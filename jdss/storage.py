@@ -20,6 +20,7 @@ from jdss.snapshots import SnapshotOperations
 from jdss.sizes import MAX_SIZE, parse_size, round_up
 
 LOG = logging.getLogger(__name__)
+NAME_TRIES = 10        # free disk names tried while others take them
 BLOCK_BYTES = {"4K": 4 << 10, "8K": 8 << 10, "16K": 16 << 10, "32K": 32 << 10, "64K": 64 << 10,
                "128K": 128 << 10, "256K": 256 << 10, "512K": 512 << 10,
                "1M": 1 << 20}
@@ -152,6 +153,27 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations,
 
     def _sparse(self, thin):
         return self.config.thin_provision if thin is None else thin
+
+    def for_next_disk(self, vmid, make):
+        """``make(name)`` with guest ``vmid``'s next free disk name, as
+        Proxmox picks it (:func:`naming.next_disk_name`). Another node may
+        take that name between the listing and ``make``: the appliance
+        then refuses it (AlreadyExists) and the next free one is tried,
+        up to NAME_TRIES times. Returns what ``make`` returns."""
+        for _ in range(NAME_TRIES):
+            name = naming.next_disk_name(
+                [view["name"] for view in self.list_volumes()], vmid)
+            if name is None:
+                raise errors.AlreadyExists(
+                    f"guest {vmid} has all {naming.MAX_DISKS_PER_GUEST} "
+                    "disk names taken")
+            try:
+                return make(name)
+            except errors.AlreadyExists as exc:
+                LOG.info("%s; trying the next free name", exc)
+        raise errors.AlreadyExists(
+            f"the next free disk name of guest {vmid} was taken by another "
+            f"maker {NAME_TRIES} times running; try again")
 
     @one_change_per_volume
     def create_volume(self, name, size, thin=None, block_size=None):

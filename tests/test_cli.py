@@ -253,3 +253,53 @@ def test_console_shows_library_records_only_when_verbose():
     assert log.own_records_only(record("jdss_iscsi.iscsi"))
     assert not log.own_records_only(record("os_brick.initiator"))
     assert not log.own_records_only(record("oslo_utils.excutils"))
+
+
+def test_guest_names_the_next_free_disk(cli):
+    assert cli("volume", "create", "vm-100-disk-0", "--size", "1G").code == 0
+    made = cli("volume", "create", "--guest", "100", "--size", "1G",
+               "-f", "json")
+    assert made.code == 0 and made.json()["name"] == "vm-100-disk-1"
+    clone = cli("volume", "clone", "vm-100-disk-0", "--guest", "101",
+                "-f", "json")
+    assert clone.code == 0 and clone.json()["name"] == "vm-101-disk-0"
+    renamed = cli("volume", "rename", "vm-100-disk-1", "--guest", "101",
+                  "-f", "json")
+    assert renamed.code == 0 and renamed.json()["name"] == "vm-101-disk-1"
+
+
+@pytest.mark.parametrize("args", [
+    ("volume", "create", "--size", "1G"),
+    ("volume", "create", "vm-1-disk-0", "--guest", "1", "--size", "1G"),
+    ("volume", "clone", "vm-1-disk-0"),
+    ("volume", "rename", "vm-1-disk-0", "vm-1-disk-1", "--guest", "1")])
+def test_a_new_name_or_guest_one_of_them(cli, args):
+    result = cli(*args)
+    assert result.code == 2
+    assert "or --guest VMID, one of them" in result.err
+
+
+def test_guest_takes_the_next_name_when_one_is_taken_meanwhile(
+        cli, monkeypatch):
+    """Another node makes vm-100-disk-0 after the listing: the appliance
+    refuses it and the next free name is used."""
+    from jdss.storage import Storage
+    assert cli("volume", "create", "vm-100-disk-0", "--size", "1G").code == 0
+    listed = Storage.list_volumes
+    listings = []
+
+    def listing(self):
+        views = listed(self)
+        listings.append(views)
+        if len(listings) == 1:       # the first: before the other node's
+            return [v for v in views if v["name"] != "vm-100-disk-0"]
+        return views
+
+    monkeypatch.setattr(Storage, "list_volumes", listing)
+    made = cli("volume", "create", "--guest", "100", "--size", "1G",
+               "-f", "json")
+    assert made.code == 0 and made.json()["name"] == "vm-100-disk-1"
+    assert len(listings) == 2
+    monkeypatch.undo()
+    names = cli("volume", "list", "-f", "json").json()
+    assert [v["name"] for v in names] == ["vm-100-disk-0", "vm-100-disk-1"]

@@ -119,3 +119,24 @@ def test_a_target_prefix_leaving_no_room_is_refused():
     from jdss.errors import ConfigError
     with pytest.raises(ConfigError, match="target_prefix"):
         naming.target_name("iqn.2021-10.x:" + "a" * 220, "Pool-0", "v")
+
+
+@pytest.mark.parametrize("names, expected", [
+    ([], "vm-100-disk-0"),
+    (["vm-100-disk-0", "vm-100-disk-2"], "vm-100-disk-1"),
+    # the number as written, as Proxmox compares it: 01 does not hold 1
+    (["vm-100-disk-0", "vm-100-disk-01"], "vm-100-disk-1"),
+    (["vm-100-disk-0", "base-100-disk-1"], "vm-100-disk-2"),
+    # other guests, other kinds of volume
+    (["vm-1000-disk-0", "vm-10-disk-0", "vm-100-state-s1",
+      "vm-100-cloudinit"], "vm-100-disk-0"),
+    # anywhere in the name, as Proxmox's unanchored match
+    (["base-7-disk-0/vm-100-disk-0"], "vm-100-disk-1"),
+])
+def test_next_disk_name_as_proxmox_counts(names, expected):
+    assert naming.next_disk_name(names, 100) == expected
+
+
+def test_no_next_disk_name_when_all_are_taken():
+    names = [f"vm-5-disk-{n}" for n in range(naming.MAX_DISKS_PER_GUEST)]
+    assert naming.next_disk_name(names, 5) is None

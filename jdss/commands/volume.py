@@ -2,6 +2,7 @@
 
 import logging
 
+from jdss import errors
 from jdss.commands import base
 
 LOG = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class CreateVolume(base.ShowOne):
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        parser.add_argument("name", help="new volume name")
+        add_new_name(parser, "name", "new volume name")
         parser.add_argument("--size", required=True,
                             help="size in bytes or with K/M/G/T suffix "
                                  "(rounded up to the block size)")
@@ -45,9 +46,32 @@ class CreateVolume(base.ShowOne):
         return parser
 
     def take_action(self, parsed_args):
-        return self.record(self.storage.create_volume(
-            parsed_args.name, parsed_args.size, parsed_args.thin,
-            parsed_args.block_size))
+        return self.record(named(self, parsed_args, "name", lambda name:
+                                 self.storage.create_volume(
+                                     name, parsed_args.size, parsed_args.thin,
+                                     parsed_args.block_size)))
+
+
+def add_new_name(parser, dest, what):
+    """A new volume's name, or ``--guest``: the guest's next free disk
+    name, as Proxmox would pick it."""
+    parser.add_argument(dest, nargs="?", help=f"{what} (or --guest)")
+    parser.add_argument("--guest", type=int, metavar="VMID",
+                        help="name it vm-VMID-disk-N, with the lowest N that "
+                             "Proxmox finds free; if another node takes "
+                             "that name meanwhile, the next one")
+
+
+def named(command, parsed_args, dest, make):
+    """``make(name)`` under the name given as ``dest`` or, with
+    ``--guest``, under the guest's next free disk name."""
+    name, guest = getattr(parsed_args, dest), parsed_args.guest
+    if (name is None) == (guest is None):
+        raise errors.InvalidInput(
+            f"give the {dest.replace('_', ' ')} or --guest VMID, one of them")
+    if guest is None:
+        return make(name)
+    return command.storage.for_next_disk(guest, make)
 
 
 def add_detach_option(parser):
@@ -99,15 +123,16 @@ class RenameVolume(base.ShowOne):
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("name", help="volume to rename")
-        parser.add_argument("new_name", help="its new name")
+        add_new_name(parser, "new_name", "its new name")
         add_detach_option(parser)
         return parser
 
     def take_action(self, parsed_args):
         if parsed_args.detach:
             self.storage.detach_volume(parsed_args.name, self.transport())
-        return self.record(self.storage.rename_volume(parsed_args.name,
-                                                      parsed_args.new_name))
+        return self.record(named(self, parsed_args, "new_name", lambda name:
+                                 self.storage.rename_volume(parsed_args.name,
+                                                            name)))
 
 
 class CloneVolume(base.ShowOne):
@@ -116,7 +141,7 @@ class CloneVolume(base.ShowOne):
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("source", help="volume to clone")
-        parser.add_argument("new_name", help="name of the clone")
+        add_new_name(parser, "new_name", "name of the clone")
         parser.add_argument("--snapshot",
                             help="clone this snapshot (default: the "
                                  "current state, through a hidden snapshot)")
@@ -124,9 +149,10 @@ class CloneVolume(base.ShowOne):
         return parser
 
     def take_action(self, parsed_args):
-        return self.record(self.storage.clone_volume(
-            parsed_args.source, parsed_args.new_name, parsed_args.snapshot,
-            parsed_args.thin))
+        return self.record(named(self, parsed_args, "new_name", lambda name:
+                                 self.storage.clone_volume(
+                                     parsed_args.source, name,
+                                     parsed_args.snapshot, parsed_args.thin)))
 
 
 class AttachVolume(base.ShowOne):

@@ -87,12 +87,18 @@ is(($P->parse_volname('iso/debian.iso'))[0], 'iso', 'iso on the content volume')
 eval { $P->parse_volname('../../etc/passwd') };
 like($@, qr/unable to parse/, 'foreign names die');
 
-# alloc_image picks the next free name, size in KiB
-replies(['volume list', 0, '[{"name":"vm-100-disk-0","size":1,"origin":null,"creation":5}]'],
-    ['volume create', 0, '{}']);
+# alloc_image: jdss picks the next free name (one call), size in KiB
+replies(['volume create', 0, '{"name":"vm-100-disk-1","size":1073741824}']);
 is($P->alloc_image('j7', $scfg, 100, 'raw', undef, 1048576), 'vm-100-disk-1', 'alloc name');
-is_deeply(strip_globals((calls())[1]), ['volume', 'create', 'vm-100-disk-1', '--size', '1048576K'],
+is_deeply([map { strip_globals($_) } calls()],
+    [['volume', 'create', '--guest', 100, '--size', '1048576K', '-f', 'json', '--noindent']],
     'alloc command');
+replies(['volume create', 0, '{"name":"vm-100-disk-7","size":1073741824}']);
+is($P->alloc_image('j7', $scfg, 100, 'raw', 'vm-100-disk-7', 1048576), 'vm-100-disk-7',
+    'alloc of a given name');
+is_deeply(strip_globals((calls())[0]),
+    ['volume', 'create', 'vm-100-disk-7', '--size', '1048576K', '-f', 'json', '--noindent'],
+    'alloc command of a given name');
 eval { $P->alloc_image('j7', $scfg, 100, 'qcow2', undef, 1) };
 like($@, qr/unsupported format 'qcow2'/, 'raw only');
 eval { $P->alloc_image('j7', $scfg, 100, 'raw', 'vm-999-disk-0', 1) };
@@ -167,13 +173,13 @@ is($P->create_base('j7', $scfg, 'vm-100-disk-0'), 'base-100-disk-0', 'create_bas
 is_deeply([map { strip_globals($_) } calls()],
     [['volume', 'rename', 'vm-100-disk-0', 'base-100-disk-0', '--detach']],
     'create_base: one call, no snapshot (as the vendor\'s templates)');
-replies(['volume list', 0, '[]'], ['volume clone', 0, '{}']);
+replies(['volume clone', 0, '{"name":"vm-101-disk-0"}']);
 is($P->clone_image($scfg, 'j7', 'base-100-disk-0', 101), 'base-100-disk-0/vm-101-disk-0',
     'linked clone');
-is_deeply(strip_globals((calls())[1]),
-    ['volume', 'clone', 'base-100-disk-0', 'vm-101-disk-0'],
-    'a linked clone hangs from a snapshot of its own');
-replies(['volume rename', 0, '{}']);
+is_deeply([map { strip_globals($_) } calls()],
+    [['volume', 'clone', 'base-100-disk-0', '--guest', 101, '-f', 'json', '--noindent']],
+    'a linked clone hangs from a snapshot of its own, named by jdss in the same call');
+replies(['volume rename', 0, '{"name":"vm-102-disk-3"}']);
 is($P->rename_volume($scfg, 'j7', 'base-100-disk-0/vm-101-disk-0', 102, 'vm-102-disk-3'),
     'j7:base-100-disk-0/vm-102-disk-3', 'rename keeps the base');
 

@@ -251,6 +251,28 @@ subtest 'a lost create is never taken for the disk of another node' => sub {
     is(stop_emulator($emulator), 0, 'emulator stopped cleanly');
 };
 
+# jdss names a new disk itself (one call): the name Proxmox's own
+# get_next_vm_diskname gives over the list Proxmox sees, however odd
+subtest 'automatic names are the ones Proxmox would pick' => sub {
+    my $dir = tempdir(CLEANUP => 1);
+    setup('fake', $dir);
+    my $cfg = PVE::Storage::config();
+    my $id = 's-Pool-0';
+    my $scfg = $cfg->{ids}->{$id};
+    PVE::Storage::vdisk_alloc($cfg, $id, 400, 'raw', $_, 1024)
+        for 'vm-400-disk-0', 'vm-400-disk-02', 'vm-400-disk-1', 'vm-400-state-x';
+    PVE::Storage::vdisk_alloc($cfg, $id, 4000, 'raw', 'vm-4000-disk-3', 1024);
+    PVE::Storage::vdisk_create_base($cfg, "$id:vm-400-disk-1");
+    for my $n (1 .. 3) {
+        my $seen = [map { $_->{volid} } @{ $P->list_images($id, $scfg, 400) }];
+        my $proxmox = PVE::Storage::Plugin::get_next_vm_diskname($seen, $id, 400, 'raw', $scfg);
+        is(PVE::Storage::vdisk_alloc($cfg, $id, 400, 'raw', undef, 1024), "$id:$proxmox",
+            "alloc $n: $proxmox");
+    }
+    is(PVE::Storage::vdisk_clone($cfg, "$id:base-400-disk-1", 4000),
+        "$id:base-400-disk-1/vm-4000-disk-0", 'a clone for another guest: its first free');
+};
+
 subtest 'errors say what is wrong' => sub {
     my $dir = tempdir(CLEANUP => 1);
     RealPVE::write_storage_cfg("joviandss: broken\n\tpool_name Pool-0\n\tconfig $dir/missing.yaml\n"

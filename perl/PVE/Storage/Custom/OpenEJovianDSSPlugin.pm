@@ -18,7 +18,7 @@ use PVE::Storage::Plugin;
 use PVE::Storage::Custom::OpenEJovianDSS::Common qw(common_options read_passwords
     write_passwords section_with check_section check_appliance run run_json
     error_message snapshot_args pool_status forget_pool_status agent_available
-    EXIT_NOT_FOUND EXIT_EXISTS EXIT_BUSY);
+    EXIT_NOT_FOUND EXIT_BUSY);
 use PVE::Storage::Custom::OpenEJovianDSS::Guest qw(check_not_ha_managed has_tag
     guest_snapshots remove_snapshots $FORCE_ROLLBACK_TAG);
 
@@ -424,35 +424,24 @@ sub list_volumes {
 # under one cluster-wide lock of the whole storage (pmxcfs: tried once a
 # second, given up after 10 s), so guests created at once on one storage
 # queue and mostly fail with "got lock request timeout". Here each of them
-# is one change on the appliance, which refuses a name that exists (the
-# plugin then takes the next free one, see make_named), and jdss makes
-# and changes a volume under cluster-wide locks of its own, of the volume
-# and of the new name it makes: the storage lock is not needed, and not
-# taken.
+# is one change on the appliance, which refuses a name that exists (jdss
+# then takes the next free one, see make_named), and jdss makes and
+# changes a volume under cluster-wide locks of its own, of the volume and
+# of the new name it makes: the storage lock is not needed, and not taken.
 sub cluster_lock_storage {
     my ($class, $storeid, $shared, $timeout, $func, @param) = @_;
     return $func->(@param);
 }
 
-our $NAME_TRIES = 10;
-
-# Makes a volume with the jdss arguments $argv_of->($name): under $name
-# when given, else under the next free name of guest $vmid; when another
-# node took that name since it was listed (the appliance refuses it, exit
-# EXIT_EXISTS), the next free one is tried. Returns the name.
+# Makes a volume with the jdss arguments $argv_of->(@target): under $name
+# when given, else under guest $vmid's next free disk name, which jdss
+# picks as Proxmox's find_free_diskname would and, when another node takes
+# it meanwhile (the appliance refuses it), the next one (--guest): one
+# call. Returns the name.
 sub make_named {
     my ($class, $storeid, $scfg, $vmid, $name, $argv_of) = @_;
-    if ($name) {
-        run($storeid, $scfg, $argv_of->($name));
-        return $name;
-    }
-    for (1 .. $NAME_TRIES) {
-        my $free = $class->find_free_diskname($storeid, $scfg, $vmid, 'raw');
-        my ($exit) = run($storeid, $scfg, $argv_of->($free), allow => [EXIT_EXISTS]);
-        return $free if $exit != EXIT_EXISTS;
-    }
-    die "unable to allocate an image name for VM $vmid in storage '$storeid': "
-        . "$NAME_TRIES free names were taken meanwhile\n";
+    my @target = $name ? ($name) : ('--guest', $vmid);
+    return run_json($storeid, $scfg, $argv_of->(@target))->{name};
 }
 
 sub alloc_image {
@@ -461,7 +450,7 @@ sub alloc_image {
     die "illegal name '$name' - should be 'vm-$vmid-*'\n"
         if $name && $name !~ m/^vm-\Q$vmid\E-/;
     return $class->make_named($storeid, $scfg, $vmid, $name,
-        sub { ['volume', 'create', $_[0], '--size', "${size}K"] });
+        sub { ['volume', 'create', @_, '--size', "${size}K"] });
 }
 
 sub free_image {
@@ -673,7 +662,7 @@ sub clone_image {
         $class->parse_volname($volname);
     die "clone_image only works on base images\n" if !$isBase && !$snap;
     my $name = $class->make_named($storeid, $scfg, $vmid, undef,
-        sub { ['volume', 'clone', $basename, $_[0], $snap ? ('--snapshot', $snap) : ()] });
+        sub { ['volume', 'clone', $basename, @_, $snap ? ('--snapshot', $snap) : ()] });
     return $isBase ? "$basename/$name" : $name;
 }
 
@@ -681,7 +670,7 @@ sub rename_volume {
     my ($class, $scfg, $storeid, $source_volname, $target_vmid, $target_volname) = @_;
     my (undef, $source, undef, $basename) = $class->parse_volname($source_volname);
     $target_volname = $class->make_named($storeid, $scfg, $target_vmid, $target_volname,
-        sub { ['volume', 'rename', $source, $_[0]] });
+        sub { ['volume', 'rename', $source, @_] });
     return "$storeid:" . ($basename ? "$basename/" : '') . $target_volname;
 }
 
