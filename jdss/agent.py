@@ -246,6 +246,9 @@ class Agent:
         os.set_blocking(self.taken_r, False)
         # agent -> children: closed when the agent ends, however it ends
         self.alive_r, self.alive_w = os.pipe()
+        # agent -> waiting children: closed to retire them (see note_taken)
+        self.retire_r, self.retire_w = os.pipe()
+        self.retired = set()
 
     def stop(self, *_args):
         self.stopping = True
@@ -270,8 +273,8 @@ class Agent:
             os.unlink(self.path)
 
     def fork_spares(self):
-        waiting = sum(1 for started in self.children.values()
-                      if started is None)
+        waiting = sum(1 for pid, started in self.children.items()
+                      if started is None and pid not in self.retired)
         for _ in range(self.spares - waiting):
             try:
                 pid = os.fork()
@@ -297,23 +300,36 @@ class Agent:
         for (pid,) in struct.iter_unpack("i", data[:len(data) // 4 * 4]):
             if pid == WANTS_BRICK and not brick_loaded():
                 _import(PRELOAD_BRICK)   # for the children forked from now
+                self.retire_waiting()
             elif pid in self.children:
                 self.children[pid] = now
+                self.retired.discard(pid)
+
+    def retire_waiting(self):
+        """End the children waiting without what the agent has just
+        imported, so that the next requests find it in new ones. A child
+        that has taken a connection serves it."""
+        os.close(self.retire_w)          # EOF for the waiting children
+        os.close(self.retire_r)
+        self.retired.update(pid for pid, started in self.children.items()
+                            if started is None)
+        self.retire_r, self.retire_w = os.pipe()
 
     def child(self):
         """In a child: wait for one connection and serve it."""
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        for fd in (self.taken_r, self.alive_w):
+        for fd in (self.taken_r, self.alive_w, self.retire_w):
             os.close(fd)
         sys.argv = [jdss_program()]
         app = self.app                   # None: serve_request makes it
         allowed = {0, os.getuid()}
         while True:
-            ready = select.select([self.sock, self.alive_r], [], [])[0]
-            if self.alive_r in ready:
-                return                   # the agent is gone
+            ready = select.select([self.sock, self.alive_r, self.retire_r],
+                                  [], [])[0]
+            if self.alive_r in ready or self.retire_r in ready:
+                return                   # the agent is gone, or retired us
             try:
                 conn, _ = self.sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -337,10 +353,12 @@ class Agent:
                 pid, _ = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 self.children.clear()
+                self.retired.clear()
                 break
             if not pid:
                 break
             self.children.pop(pid, None)
+            self.retired.discard(pid)
         now = time.monotonic()
         for pid, started in self.children.items():
             if started is not None and now - started > self.max_seconds:

@@ -159,7 +159,10 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations,
         Proxmox picks it (:func:`naming.next_disk_name`). Another node may
         take that name between the listing and ``make``: the appliance
         then refuses it (AlreadyExists) and the next free one is tried,
-        up to NAME_TRIES times. Returns what ``make`` returns."""
+        up to NAME_TRIES times; a refusal the listing does not explain (the
+        same name found free again) is the error. Returns what ``make``
+        returns."""
+        refused = None
         for _ in range(NAME_TRIES):
             name = naming.next_disk_name(
                 [view["name"] for view in self.list_volumes()], vmid)
@@ -167,10 +170,13 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations,
                 raise errors.AlreadyExists(
                     f"guest {vmid} has all {naming.MAX_DISKS_PER_GUEST} "
                     "disk names taken")
+            if refused is not None and name == refused[0]:
+                raise refused[1]
             try:
                 return make(name)
             except errors.AlreadyExists as exc:
                 LOG.info("%s; trying the next free name", exc)
+                refused = (name, exc)
         raise errors.AlreadyExists(
             f"the next free disk name of guest {vmid} was taken by another "
             f"maker {NAME_TRIES} times running; try again")

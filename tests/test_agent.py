@@ -175,3 +175,41 @@ def _parent(pid):
 def test_socket_is_for_root_only(agent):
     assert os.stat(agent.path).st_mode & 0o777 == 0o600
     assert os.stat(os.path.dirname(agent.path)).st_mode & 0o777 == 0o700
+
+
+def _children(pid):
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+def test_waiting_children_are_replaced_once_os_brick_is_needed(agent,
+                                                               tmp_path):
+    """A kernel transport's first request makes the agent import os-brick;
+    the children forked before it end, so that the next requests (a mass
+    VM start) find it imported in new ones instead of importing it each."""
+    config = write_config(tmp_path / "k.yaml", transport="iscsi")
+    assert cli("-c", config, "volume", "create", "v", "--size",
+               "1G")["exit"] == 0
+    waiting = _children(agent.proc.pid)
+    assert len(waiting) >= 2
+    reply = agent(["-c", config, "volume", "detach", "v"])
+    assert reply["exit"] == 0, reply["stderr"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = _children(agent.proc.pid)
+        if not now & waiting and len(now) >= len(waiting):
+            break
+        time.sleep(0.2)
+    assert not now & waiting, "children without os-brick still wait"
+    assert len(now) >= len(waiting)
+    assert agent(["-c", config, "volume", "list", "-f", "value", "-c",
+                  "name"])["stdout"] == "v\n"

@@ -303,3 +303,15 @@ def test_guest_takes_the_next_name_when_one_is_taken_meanwhile(
     monkeypatch.undo()
     names = cli("volume", "list", "-f", "json").json()
     assert [v["name"] for v in names] == ["vm-100-disk-0", "vm-100-disk-1"]
+
+
+def test_guest_reports_a_refusal_the_listing_does_not_explain(cli):
+    """A NAS volume holds the appliance name of the next disk (one ZFS
+    namespace): the same name comes back free, so its error is reported
+    at once instead of retried."""
+    assert cli("nas-volume", "create", "v_vm-5-disk-0", "--size",
+               "1G").code == 0
+    made = cli("volume", "create", "--guest", "5", "--size", "1G")
+    assert made.code == errors.AlreadyExists.exit_code
+    assert "times running" not in made.err
+    assert "vm-5-disk-0" in made.err

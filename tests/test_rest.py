@@ -82,26 +82,63 @@ def test_default_verification_rejects_self_signed(emulator, tmp_path):
         storage_for(tmp_path, **values).pool()
 
 
-def test_default_verification_trusts_the_system_ca_directory(
-        emulator, tmp_path, monkeypatch):
-    """The system's CAs, as a hashed directory (openssl's own hash names):
-    read for the one CA needed, not parsed whole per call."""
-    cas = tmp_path / "certs"
-    cas.mkdir()
-    name = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in",
-                           emulator.cert], check=True, capture_output=True,
-                          text=True).stdout.strip()
-    (cas / f"{name}.0").write_bytes(open(emulator.cert, "rb").read())
-    monkeypatch.setenv("SSL_CERT_DIR", str(cas))
+@pytest.fixture
+def system_cas(tmp_path, monkeypatch):
+    """A system CA store (a bundle and OpenSSL's hashed directory of the
+    same CAs) that Python's ssl and requests both report."""
+    import ssl
+
+    import requests.utils
+
+    def install(cert, requests_bundle=None):
+        bundle = tmp_path / "ca-certificates.crt"
+        directory = tmp_path / "certs"
+        directory.mkdir(exist_ok=True)
+        bundle.write_bytes(open(cert, "rb").read())
+        name = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in",
+                               cert], check=True, capture_output=True,
+                              text=True).stdout.strip()
+        (directory / f"{name}.0").write_bytes(bundle.read_bytes())
+        paths = ssl.get_default_verify_paths()._replace(
+            openssl_cafile=str(bundle), openssl_capath=str(directory))
+        monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: paths)
+        monkeypatch.setattr(requests.utils, "DEFAULT_CA_BUNDLE_PATH",
+                            requests_bundle or str(bundle))
+        return directory
+    return install
+
+
+def test_default_verification_reads_the_system_ca_directory(
+        emulator, tmp_path, system_cas):
+    """The system's CAs as OpenSSL's hashed directory (openssl's own hash
+    names): read for the one CA needed, not parsed whole per call."""
+    directory = system_cas(emulator.cert)
     values = emulator.config()
     del values["driver_ssl_cert_path"]
     storage = storage_for(tmp_path, **values)
     assert storage.pool()["name"] == "Pool-0"
-    assert storage.backend.client.verify == str(cas)
-    (cas / f"{name}.0").unlink()
-    (cas / "00000000.0").write_text("")
-    with pytest.raises(errors.TlsError):
-        storage_for(tmp_path, **values).pool()
+    assert storage.backend.client.verify == str(directory)
+
+
+def test_requests_own_cas_are_kept_when_they_are_not_the_systems(
+        emulator, tmp_path, system_cas):
+    """requests with certifi's bundle (a pip install): its CAs, not the
+    system's, as before; the emulator's CA is only in the system's."""
+    system_cas(emulator.cert, requests_bundle="/nonexistent/cacert.pem")
+    values = emulator.config()
+    del values["driver_ssl_cert_path"]
+    storage = storage_for(tmp_path, **values)
+    assert storage.backend.client.verify is True
+
+
+def test_the_environment_does_not_choose_the_cas(emulator, tmp_path,
+                                                 monkeypatch, system_cas):
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "elsewhere"))
+    system_cas(emulator.cert)       # its capath is now the variable's
+    values = emulator.config()
+    del values["driver_ssl_cert_path"]
+    assert storage_for(tmp_path, **values).backend.client.verify == \
+        str(tmp_path / "certs")
 
 
 def test_verification_off_works(emulator, tmp_path):

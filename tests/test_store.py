@@ -58,6 +58,27 @@ def test_a_failed_transaction_leaves_readers_the_old_state(store):
     assert _size(store) == G
 
 
+def test_with_nas_volumes_readers_wait_until_their_files_follow(store):
+    with store.transaction() as model:
+        model.create_nas_volume("files", 10 * G)
+    thread, release = _in_transaction(
+        store, lambda model: model.delete_nas_volume("files"))
+    seen = []
+    reader = threading.Thread(target=lambda: seen.append(_nas_names(store)))
+    reader.start()
+    reader.join(0.5)
+    waited = reader.is_alive()
+    release.set()
+    thread.join()
+    reader.join(5)
+    assert waited and seen == [[]]
+
+
+def _nas_names(store):
+    with store.read() as model:
+        return sorted(model.nas_volumes)
+
+
 class _Mirror:
     """A mirror that records nothing: readers must wait for its writer."""
     reserved_luns = ()

@@ -286,20 +286,27 @@ _ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 
 
 def system_ca_dir():
-    """The system's hashed CA directory (``/etc/ssl/certs``, or
-    ``SSL_CERT_DIR``), or True (the CA bundle requests would load).
+    """The CAs requests verifies against by default, as OpenSSL's hashed
+    directory when they are the system's bundle (Debian's requests, whose
+    certifi is /etc/ssl/certs/ca-certificates.crt); else True.
 
-    The same CAs either way; but the bundle is parsed whole on every
-    connection, about 50 ms for a jdss call, where a hashed directory is
-    read only for the one certificate that signed the appliance's."""
+    The same CAs either way (update-ca-certificates writes both), but the
+    bundle is parsed whole on every connection, about 50 ms for a jdss
+    call, where the directory is read only for the certificate that signed
+    the appliance's. Like the other CA settings of the environment,
+    SSL_CERT_FILE and SSL_CERT_DIR are not read."""
     import ssl
-    directory = ssl.get_default_verify_paths().capath
+
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH
+    paths = ssl.get_default_verify_paths()
+    directory = paths.openssl_capath
     try:
-        hashed = directory and any(_HASHED_CA.match(name)
-                                   for name in os.listdir(directory))
+        usable = os.path.realpath(DEFAULT_CA_BUNDLE_PATH) == \
+            os.path.realpath(paths.openssl_cafile) and \
+            any(_HASHED_CA.match(name) for name in os.listdir(directory))
     except OSError:
-        hashed = False
-    return directory if hashed else True
+        usable = False
+    return directory if usable else True
 
 
 _HASHED_CA = re.compile(r"[0-9a-f]{8}\.\d+$")

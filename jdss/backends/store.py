@@ -91,9 +91,11 @@ class StateStore:
 
         A change replaces the state file in one rename, so a reader needs
         no lock and never waits for a writer, as the appliance answers
-        reads while it changes a pool. With a mirror, a change is done only
-        once tgtd serves it too: readers then wait for the writer."""
-        if self.mirror is None:
+        reads while it changes a pool. Where a change also has files to
+        change (a pool with NAS volumes, whose usage is read from their
+        files) or tgtd to follow (a mirror), it is whole only once those
+        are done too: readers then wait for the writer."""
+        if self.mirror is None and not os.path.isdir(self.nas_data.volumes):
             yield PoolModel(self._load(), **self.model_options)
             return
         with self._locked(fcntl.LOCK_SH):
