@@ -138,7 +138,7 @@ $P->deactivate_storage('s1', $scfg, {});
 ok(system("findmnt -n $path >/dev/null") != 0, 'unmounted on deactivation');
 replies(['volume show', 0, $show->(2)], ['volume attach', 0, "$loop\n"]);
 ($said, $warned) = activate();
-is_deeply([calls()], ['volume show proxmox-content -f json',
+is_deeply([calls()], ['volume show proxmox-content -f json --noindent',
     'volume attach proxmox-content --exclusive -f value -c path'], 'attached, not resized');
 is("$said$warned", '', 'nothing said');
 is(fs_bytes($path), $after, 'size unchanged');
