@@ -178,17 +178,8 @@ def test_socket_is_for_root_only(agent):
 
 
 def _children(pid):
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.add(int(entry))
-    return found
+    return {int(p) for p in os.listdir("/proc")
+            if p.isdigit() and _parent(int(p)) == pid}
 
 
 def test_waiting_children_are_replaced_once_os_brick_is_needed(agent,

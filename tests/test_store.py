@@ -17,8 +17,10 @@ def store(tmp_path):
     return store
 
 
-def _in_transaction(store, change):
-    """A writer holding the pool's lock until the returned event is set."""
+def _read_during(store, change, read, patience):
+    """``read(store)`` while a writer holds the pool with ``change`` made
+    but not committed: whether the reader was still waiting after
+    ``patience`` seconds, and what it read (once the writer was done)."""
     inside, release = threading.Event(), threading.Event()
 
     def write():
@@ -27,26 +29,30 @@ def _in_transaction(store, change):
             inside.set()
             release.wait(10)
 
-    thread = threading.Thread(target=write)
-    thread.start()
-    assert inside.wait(10)
-    return thread, release
+    writer = threading.Thread(target=write)
+    writer.start()
+    seen = []
+    try:
+        assert inside.wait(10)
+        reader = threading.Thread(target=lambda: seen.append(read(store)))
+        reader.start()
+        reader.join(patience)
+        waited = reader.is_alive()
+    finally:
+        release.set()
+        writer.join()
+    reader.join(5)
+    return waited, seen
+
+
+def _grow(model):
+    model.resize_volume("v_vm-100-disk-0", 2 * G)
 
 
 def test_a_reader_sees_the_last_commit_while_a_writer_holds_the_pool(store):
-    thread, release = _in_transaction(
-        store, lambda model: model.resize_volume("v_vm-100-disk-0", 2 * G))
-    try:
-        sizes = []
-        reader = threading.Thread(target=lambda: sizes.append(
-            _size(store)))
-        reader.start()
-        reader.join(5)
-        assert not reader.is_alive(), "the reader waited for the writer"
-        assert sizes == [G]
-    finally:
-        release.set()
-        thread.join()
+    waited, sizes = _read_during(store, _grow, _size, patience=5)
+    assert not waited, "the reader waited for the writer"
+    assert sizes == [G]
     assert _size(store) == 2 * G
 
 
@@ -61,16 +67,9 @@ def test_a_failed_transaction_leaves_readers_the_old_state(store):
 def test_with_nas_volumes_readers_wait_until_their_files_follow(store):
     with store.transaction() as model:
         model.create_nas_volume("files", 10 * G)
-    thread, release = _in_transaction(
-        store, lambda model: model.delete_nas_volume("files"))
-    seen = []
-    reader = threading.Thread(target=lambda: seen.append(_nas_names(store)))
-    reader.start()
-    reader.join(0.5)
-    waited = reader.is_alive()
-    release.set()
-    thread.join()
-    reader.join(5)
+    waited, seen = _read_during(
+        store, lambda model: model.delete_nas_volume("files"), _nas_names,
+        patience=0.5)
     assert waited and seen == [[]]
 
 
@@ -91,16 +90,7 @@ def test_with_a_mirror_readers_wait_until_tgtd_follows(tmp_path):
     store = StateStore(str(tmp_path), "Pool-0", 100 * G, mirror=_Mirror())
     with store.transaction() as model:
         model.create_volume("v_vm-100-disk-0", G, True, "16K")
-    thread, release = _in_transaction(
-        store, lambda model: model.resize_volume("v_vm-100-disk-0", 2 * G))
-    sizes = []
-    reader = threading.Thread(target=lambda: sizes.append(_size(store)))
-    reader.start()
-    reader.join(0.5)
-    waited = reader.is_alive()
-    release.set()
-    thread.join()
-    reader.join(5)
+    waited, sizes = _read_during(store, _grow, _size, patience=0.5)
     assert waited and sizes == [2 * G]
 
 

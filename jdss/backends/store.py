@@ -95,10 +95,10 @@ class StateStore:
         change (a pool with NAS volumes, whose usage is read from their
         files) or tgtd to follow (a mirror), it is whole only once those
         are done too: readers then wait for the writer."""
-        if self.mirror is None and not os.path.isdir(self.nas_data.volumes):
-            yield PoolModel(self._load(), **self.model_options)
-            return
-        with self._locked(fcntl.LOCK_SH):
+        whole_in_state = self.mirror is None and \
+            not os.path.isdir(self.nas_data.volumes)
+        with contextlib.nullcontext() if whole_in_state \
+                else self._locked(fcntl.LOCK_SH):
             yield PoolModel(self._load(), **self.model_options)
 
     @contextlib.contextmanager

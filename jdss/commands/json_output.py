@@ -12,24 +12,20 @@ from cliff import columns
 from cliff.formatters import json_format
 
 
-def _plain(value):
-    if isinstance(value, columns.FormattableColumn):
-        return value.machine_readable()
-    return value
+def _record(column_names, values):
+    return {name: value.machine_readable()
+            if isinstance(value, columns.FormattableColumn) else value
+            for name, value in zip(column_names, values)}
 
 
 class JSONFormatter(json_format.JSONFormatter):
 
     def emit_list(self, column_names, data, stdout, parsed_args):
-        items = [{name: _plain(value) for name, value in zip(column_names,
-                                                             row)}
-                 for row in data]
-        self._write(items, stdout, parsed_args)
+        self._write([_record(column_names, row) for row in data], stdout,
+                    parsed_args)
 
     def emit_one(self, column_names, data, stdout, parsed_args):
-        self._write({name: _plain(value) for name, value in zip(column_names,
-                                                                data)},
-                    stdout, parsed_args)
+        self._write(_record(column_names, data), stdout, parsed_args)
 
     @staticmethod
     def _write(value, stdout, parsed_args):

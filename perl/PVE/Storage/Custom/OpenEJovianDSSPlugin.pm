@@ -11,7 +11,6 @@ use warnings;
 
 use File::Path qw(make_path);
 use Cwd ();
-use JSON::PP ();
 
 use PVE::Tools qw(run_command);
 use PVE::Storage::Plugin;
@@ -296,9 +295,8 @@ sub activate_iscsi_content {
 sub ensure_content_volume {
     my ($storeid, $scfg, $kind, $field) = @_;
     my $name = $scfg->{content_volume_name};
-    my ($exit, $out) = run($storeid, $scfg, [$kind, 'show', $name, '-f', 'json', '--noindent'],
-        allow => [EXIT_NOT_FOUND]);
-    return JSON::PP->new->decode($out)->{$field} // 0 if $exit != EXIT_NOT_FOUND;
+    my $volume = run_json($storeid, $scfg, [$kind, 'show', $name], allow => [EXIT_NOT_FOUND]);
+    return $volume->{$field} // 0 if $volume;
     my $gib = $scfg->{content_volume_size} // 100;
     run($storeid, $scfg, [$kind, 'create', $name, '--size', "${gib}G"]);
     return undef;

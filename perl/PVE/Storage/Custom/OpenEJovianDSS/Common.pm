@@ -58,6 +58,9 @@ BEGIN {
 
 sub json { return $JSON_CLASS->new->canonical; }
 
+# jdss's output the plugin reads: JSON, unindented (jdss encodes it in C)
+my @JSON_OUTPUT = ('-f', 'json', '--noindent');
+
 my $HOST_LIST = '[A-Za-z0-9.:_%\[\]-]+(?:\s*,\s*[A-Za-z0-9.:_%\[\]-]+)*';
 my $CHAP_USER = '\w(?:[a-zA-Z0-9\-_]*\w)?';
 my $CHAP_PASSWORD = '[a-zA-Z0-9\-_!@%()+?.:;]{12,255}';
@@ -251,7 +254,7 @@ sub check_appliance {
     my ($storeid, $scfg, $passwords) = @_;
     my $input = join('', map { "$_ $passwords->{$_}\n" }
         grep { defined($passwords->{$_}) } @SECRETS);
-    my ($exit, $out, $err) = run($storeid, $scfg, ['pool', 'show', '-f', 'json', '--noindent'],
+    my ($exit, $out, $err) = run($storeid, $scfg, ['pool', 'show', @JSON_OUTPUT],
         globals => ['--passwords-from-stdin'], input => $input,
         timeout => 6 * $STATUS_DEADLINE, deadline => 2 * $STATUS_DEADLINE,
         allow => [1 .. 255]);
@@ -432,10 +435,12 @@ sub error_message {
     return $line;
 }
 
+# Runs jdss for its JSON answer, decoded; undef when it exited with a code
+# in $opts{allow} other than 0.
 sub run_json {
     my ($storeid, $scfg, $args, %opts) = @_;
-    my (undef, $out) = run($storeid, $scfg, [@$args, '-f', 'json', '--noindent'], %opts);
-    return json()->decode($out);
+    my ($exit, $out) = run($storeid, $scfg, [@$args, @JSON_OUTPUT], %opts);
+    return $exit == 0 ? json()->decode($out) : undef;
 }
 
 # jdss's --snapshot option, when there is a snapshot.
