@@ -44,6 +44,12 @@ class AlreadyExists(JdssError):
     exit_code = 5
 
 
+class NameHeld(AlreadyExists):
+    """The name is free, but an object named after it remains in use: the
+    hidden snapshot a clone of that name hangs from, held by a clone that
+    was renamed since."""
+
+
 class Busy(JdssError):
     """The object is in use or has dependents (snapshots, clones, exports)."""
 

@@ -160,12 +160,14 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations,
         take that name between the listing and ``make``: the appliance
         then refuses it (AlreadyExists) and the next free one is tried,
         up to NAME_TRIES times; a refusal the listing does not explain (the
-        same name found free again) is the error. Returns what ``make``
-        returns."""
-        refused = None
-        for _ in range(NAME_TRIES):
+        same name found free again) is the error. A name ``make`` cannot
+        use though it is free (NameHeld) is passed over. Returns what
+        ``make`` returns."""
+        refused, held = None, []
+        races = 0
+        while True:
             name = naming.next_disk_name(
-                [view["name"] for view in self.list_volumes()], vmid)
+                [view["name"] for view in self.list_volumes()] + held, vmid)
             if name is None:
                 raise errors.AlreadyExists(
                     f"guest {vmid} has all {naming.MAX_DISKS_PER_GUEST} "
@@ -174,12 +176,18 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations,
                 raise refused[1]
             try:
                 return make(name)
+            except errors.NameHeld as exc:
+                LOG.info("%s; trying the next free name", exc)
+                held.append(name)
             except errors.AlreadyExists as exc:
                 LOG.info("%s; trying the next free name", exc)
                 refused = (name, exc)
-        raise errors.AlreadyExists(
-            f"the next free disk name of guest {vmid} was taken by another "
-            f"maker {NAME_TRIES} times running; try again")
+                races += 1
+                if races == NAME_TRIES:
+                    raise errors.AlreadyExists(
+                        f"the next free disk name of guest {vmid} was taken "
+                        f"by another maker {NAME_TRIES} times running; try "
+                        "again") from None
 
     @one_change_per_volume
     def create_volume(self, name, size, thin=None, block_size=None):
@@ -335,6 +343,13 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations,
             raise type(exc)(f"clone {name!r} could not be made {kind}, "
                             f"so it was removed again: {exc}") from None
 
+    def _snapshot_clones(self, aname, snap):
+        """For a message: the clones of ``aname@snap``, none if unknown."""
+        try:
+            return self.backend.snapshot_clones(aname, snap)
+        except errors.JdssError:
+            return []
+
     def _renew_hidden_snapshot(self, source, aname, snap, clone, new_name):
         """A hidden snapshot without its clone is left from an interrupted
         clone: replace it, since the clone must show the current state."""
@@ -348,7 +363,11 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations,
         try:
             self.backend.delete_snapshot(aname, snap)
         except errors.Busy:
-            raise errors.Busy(f"volume {source!r} has a clone snapshot "
-                              f"{snap} that other volumes depend on; run "
-                              "'jdss cleanup --dry-run'") from None
+            holders = ", ".join(
+                repr(self.names.from_appliance_volume(clone) or clone)
+                for clone in self._snapshot_clones(aname, snap))
+            raise errors.NameHeld(
+                f"a clone named {new_name!r} cannot be made from {source!r}: "
+                f"its clone snapshot {snap} is held by {holders or 'a clone'}"
+                " (renamed since); choose another name") from None
         self._create_snapshot(source, aname, snap, hidden=True)

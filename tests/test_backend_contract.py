@@ -148,6 +148,28 @@ def test_clone_without_snapshot_uses_hidden_snapshot(storage):
     assert storage.list_volumes() == []
 
 
+def test_a_renamed_linked_clone_keeps_its_snapshot_and_name(storage):
+    """A linked clone handed to another guest still hangs from the hidden
+    snapshot named after its first name: a new clone of that first name
+    is refused with the holder named, and the next free disk name of the
+    guest is taken instead; nothing is deleted or left behind."""
+    storage.create_volume("base-100-disk-0", "1G")
+    storage.clone_volume("base-100-disk-0", "vm-101-disk-0")
+    storage.rename_volume("vm-101-disk-0", "vm-102-disk-0")
+    with pytest.raises(errors.NameHeld,
+                       match="held by 'vm-102-disk-0'.*another name"):
+        storage.clone_volume("base-100-disk-0", "vm-101-disk-0")
+    made = storage.for_next_disk("101", lambda name: storage.clone_volume(
+        "base-100-disk-0", name))
+    assert made["name"] == "vm-101-disk-1"
+    assert sorted(v["name"] for v in storage.list_volumes()) == [
+        "base-100-disk-0", "vm-101-disk-1", "vm-102-disk-0"]
+    storage.delete_volume("vm-102-disk-0")
+    storage.delete_volume("vm-101-disk-1")
+    storage.delete_volume("base-100-disk-0")   # both hidden snapshots gone
+    assert storage.list_volumes() == []
+
+
 def test_clone_errors_leave_nothing_behind(storage):
     storage.create_volume("src", "1G")
     storage.create_volume("taken", "1G")

@@ -168,6 +168,13 @@ for my $backend ('fake', 'rest') {
         eval { PVE::Storage::vdisk_free($cfg, $base) };
         like($@, qr/^base volume 'base-100-disk-1' is still in use by linked clones/,
             'base in use: Proxmox sees the clone through list_images');
+        # handed to another guest, the linked clone keeps the hidden snapshot
+        # named after it: a new linked clone of guest 101 takes the next name
+        my $moved = PVE::Storage::rename_volume($cfg, $clone, 103);
+        is($moved, "$id:base-100-disk-1/vm-103-disk-0", 'linked clone handed to guest 103');
+        my $again = PVE::Storage::vdisk_clone($cfg, $base, 101);
+        is($again, "$id:base-100-disk-1/vm-101-disk-1",
+            'a new linked clone of guest 101 takes the next free name');
 
         # linked clone from a snapshot, resize, rename
         is(PVE::Storage::volume_has_feature($cfg, 'copy', "$id:vm-100-disk-0", 's1'), 1,
@@ -200,7 +207,7 @@ for my $backend ('fake', 'rest') {
         rmdir($storage_lock);
 
         # free, in the orders Proxmox uses (clone before base, base refused first)
-        for my $volid ($clone, (map { "$id:base-100-disk-1/vm-301-disk-$_" } 0 .. 2), $base,
+        for my $volid ($moved, $again, (map { "$id:base-100-disk-1/vm-301-disk-$_" } 0 .. 2), $base,
             "$id:vm-102-disk-0", "$id:vm-100-state-snap1", map { "$id:vm-300-disk-$_" } 0 .. 5) {
             PVE::Storage::vdisk_free($cfg, $volid);
         }
