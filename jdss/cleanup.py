@@ -1,8 +1,11 @@
 """Finding and removing what interrupted operations leave behind.
 
-* ``se_`` clones that exposed a snapshot, and ``t_`` temporary volumes,
-  unless exported to an initiator that still has a session (of an export
-  shared with other volumes only the leftover's LUN is removed);
+* ``se_`` clones that exposed a snapshot, and ``t_`` volumes (the
+  vendor's plugin hides a deleted volume so while clones depend on it),
+  unless exported to an initiator that still has a session or, for ``t_``
+  ones, cloned (of an export shared with other volumes only the leftover's
+  LUN is removed); with a cluster prefix only this cluster's (``se_`` of
+  its volumes, ``t_<prefix>_``);
 * hidden ``c_`` snapshots whose clone was never made (no clones);
 * targets made by jdss (IQN with the configured prefix) that export
   nothing, or only volumes that no longer exist;
@@ -20,9 +23,6 @@ import logging
 from jdss import errors, locks
 
 LOG = logging.getLogger(__name__)
-TEMPORARY_PREFIXES = ("se_", "t_")
-
-
 def find(storage):
     """Leftovers: ``[{kind, name, action, reason}]`` (action remove|keep)."""
     backend = storage.backend
@@ -39,12 +39,14 @@ def find(storage):
                                "exports no existing volume"))
     names = storage.names
     for name in sorted(volumes):
-        if name.startswith("se_") and \
-                names.parse_snapshot_clone_name(name) is None:
-            continue                     # another cluster's (cluster_prefix)
-        if name.startswith(TEMPORARY_PREFIXES):
-            found.append(_item("volume", name, backend, exported.get(name),
-                               "temporary clone"))
+        if name.startswith("se_"):
+            if names.parse_snapshot_clone_name(name) is not None:
+                found.append(_item("volume", name, backend,
+                                   exported.get(name), "temporary clone"))
+        elif name.startswith("t_"):
+            if names.is_own_hidden_volume(name):
+                found.append(_hidden_volume_item(name, backend,
+                                                 exported.get(name)))
         if names.from_appliance_volume(name) is not None:
             for snap in backend.list_snapshots(name):
                 if snap.name.startswith("c_") and \
@@ -72,6 +74,18 @@ def _restore_clone_item(storage, info):
         item.update(action="keep", reason=item["reason"] + ", but that "
                     "restore is still running")
     return item
+
+
+def _hidden_volume_item(name, backend, target):
+    """A ``t_`` volume: removed once no clone depends on it."""
+    clones = [clone for snap in backend.list_snapshots(name)
+              for clone in backend.snapshot_clones(name, snap.name)]
+    if clones:
+        return {"kind": "volume", "name": name, "action": "keep",
+                "reason": "hidden volume that clones still depend on: "
+                          + ", ".join(sorted(clones))}
+    return _item("volume", name, backend, target,
+                 "hidden volume that no clone depends on")
 
 
 def _item(kind, name, backend, target, reason):

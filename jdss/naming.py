@@ -232,6 +232,13 @@ class Names:
     def is_restore_clone(self, name):
         return is_restore_clone(name, self.prefix)
 
+    def is_own_hidden_volume(self, aname):
+        """Whether a ``t_`` zvol is this storage's to clean up: with a
+        cluster prefix only ``t_<prefix>_...`` (the form of every other
+        name of the cluster); without one, any."""
+        return aname.startswith(f"t_{self.prefix}_" if self.prefix
+                                else "t_")
+
 
 def snapshot_name(snap):
     """Appliance name of the Proxmox snapshot ``snap``."""

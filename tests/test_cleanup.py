@@ -86,3 +86,39 @@ def test_a_shared_target_keeps_everything_but_the_leftover(storage):
     assert backend.target_luns(group) == {"v_vm-100-disk-0": 0}
     assert storage.target("vm-100-disk-0")["target"] == group
     assert se_clone not in {v.name for v in backend.list_volumes()}
+
+
+def hidden_volumes(backend):
+    """The vendor's plugin's hidden t_ volumes: of this cluster (prefix
+    pveA), one with and one without a clone, and another cluster's."""
+    for name in ("t_pveA_vm-1-disk-0_0a1b", "t_pveA_vm-2-disk-0_2c3d",
+                 "t_pveB_vm-3-disk-0_4e5f"):
+        backend.create_volume(name, 1 << 30, True, "16K")
+        backend.create_snapshot(name, "s")
+    backend.clone_volume("t_pveA_vm-1-disk-0_0a1b", "s",
+                         "v_pveA_vm-4-disk-0", sparse=True)
+
+
+def test_hidden_volumes_go_once_no_clone_needs_them(make_storage):
+    storage = make_storage(cluster_prefix="pveA")
+    hidden_volumes(storage.backend)
+    found = {i["name"]: (i["action"], i["reason"])
+             for i in cleanup.find(storage)}
+    assert found == {
+        "t_pveA_vm-1-disk-0_0a1b": (
+            "keep", "hidden volume that clones still depend on: "
+                    "v_pveA_vm-4-disk-0"),
+        "t_pveA_vm-2-disk-0_2c3d": (
+            "remove", "hidden volume that no clone depends on")}
+    cleanup.remove(storage, cleanup.find(storage))
+    assert {v.name for v in storage.backend.list_volumes()} == {
+        "t_pveA_vm-1-disk-0_0a1b", "t_pveB_vm-3-disk-0_4e5f",
+        "v_pveA_vm-4-disk-0"}
+
+
+def test_without_a_prefix_every_hidden_volume_is_looked_at(storage):
+    hidden_volumes(storage.backend)
+    assert {i["name"]: i["action"] for i in cleanup.find(storage)} == {
+        "t_pveA_vm-1-disk-0_0a1b": "keep",
+        "t_pveA_vm-2-disk-0_2c3d": "remove",
+        "t_pveB_vm-3-disk-0_4e5f": "remove"}
