@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -40,11 +39,11 @@ sys.path.insert(0, ROOT)
 
 from jdss.backends.store import StateStore  # noqa: E402
 from jdss.emulator.server import make_self_signed  # noqa: E402
+from tests.agentproc import AgentProcess  # noqa: E402
 from tests.emulator import Emulator, free_port  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
 JDSS = os.path.join(BIN, "jdss")
-AGENT = os.path.join(BIN, "jdss-agent")
 DRIVER = os.path.join(ROOT, "bench", "pve_bench.pl")
 RUNS = int(os.environ.get("BENCH_RUNS", "10"))
 # the scale of the sections: full, and --quick
@@ -165,24 +164,6 @@ class Driver:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.proc.stdout.close()
-
-
-class AgentProcess:
-    """jdss-agent on a socket; ended by its PID."""
-
-    def __init__(self, socket_path):
-        self.socket = socket_path
-        self.proc = subprocess.Popen([AGENT, "--socket", socket_path],
-                                     stdout=subprocess.PIPE)
-        if self.proc.stdout.readline().strip() != b"ready":
-            self.stop()
-            raise RuntimeError("jdss-agent did not start")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=30)
         self.proc.stdout.close()
 
 

@@ -5,48 +5,27 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
 
+from tests.agentproc import AgentProcess
 from tests.conftest import jdss_command, write_config
-
-AGENT = os.path.join(os.path.dirname(sys.executable), "jdss-agent")
 
 
 @pytest.fixture
 def agent(tmp_path):
-    path = str(tmp_path / "run" / "agent.sock")
-    proc = subprocess.Popen([AGENT, "--socket", path,
-                             "--max-request-seconds", "5"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    assert proc.stdout.readline().strip() == "ready"
+    running = AgentProcess(tmp_path / "run" / "agent.sock",
+                           ["--max-request-seconds", "5"])
 
     def ask(argv, input=None, raw=None):
-        request = {"protocol": 3, "argv": [str(a) for a in argv or ()]}
-        if input is not None:
-            request["input"] = input
-        with socket.socket(socket.AF_UNIX) as conn:
-            conn.settimeout(30)
-            conn.connect(path)
-            conn.sendall(raw if raw is not None
-                         else json.dumps(request).encode() + b"\n")
-            lines = conn.makefile()
-            line = lines.readline()
-            if line and json.loads(line).get("accepted"):
-                line = lines.readline()          # the answer follows
-        return json.loads(line) if line else None
+        return running.exchange(argv or (), input=input, raw=raw)[1]
 
-    ask.path = path
-    ask.proc = proc
+    ask.path = running.path
+    ask.proc = running.proc
     yield ask
-    proc.terminate()
-    proc.wait(timeout=10)
-    proc.stdout.close()
-    proc.stderr.close()
-    assert not os.path.exists(path)
+    running.stop()
+    assert not os.path.exists(running.path)
 
 
 def cli(*argv, input=None, env=None):

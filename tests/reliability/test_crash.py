@@ -11,12 +11,11 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 
 import pytest
 
+from tests.agentproc import AgentProcess
 from tests.conftest import (BACKENDS, FIRMWARES, jdss_command,
                             write_config)
 
@@ -43,46 +42,27 @@ OPERATIONS = {
 def jdss(config, *args, crash_after=None):
     env = None
     if crash_after is not None:
-        import os
         env = dict(os.environ, JDSS_CRASH_AFTER=str(crash_after))
     return subprocess.run([jdss_command(), "-c", str(config)] + list(args),
                           capture_output=True, text=True, timeout=120,
                           env=env)
 
 
-class CrashingAgent:
+class CrashingAgent(AgentProcess):
     """A jdss-agent of this test's own whose children die by SIGKILL at
     change ``step`` of the request they serve (JDSS_CRASH_AFTER in the
     agent's environment, which its children inherit)."""
 
-    PROGRAM = os.path.join(os.path.dirname(sys.executable), "jdss-agent")
-
     def __init__(self, directory, step):
-        self.path = str(directory / "agent.sock")
-        self.proc = subprocess.Popen(
-            [self.PROGRAM, "--socket", self.path],
-            env=dict(os.environ, JDSS_CRASH_AFTER=str(step)),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.proc.stdout.readline().strip() == "ready"
+        super().__init__(directory / "agent.sock",
+                         env={"JDSS_CRASH_AFTER": str(step)})
 
     def run(self, argv):
         """The request's exit code; -SIGKILL when it was taken and its
         child died without an answer."""
-        with socket.socket(socket.AF_UNIX) as conn:
-            conn.settimeout(120)
-            conn.connect(self.path)
-            conn.sendall(json.dumps({"protocol": 3, "argv": argv}).encode()
-                         + b"\n")
-            lines = conn.makefile()
-            assert json.loads(lines.readline()).get("accepted")
-            answer = lines.readline()
-        return json.loads(answer)["exit"] if answer else -signal.SIGKILL
-
-    def stop(self):
-        alive = self.proc.poll() is None
-        self.proc.terminate()
-        self.proc.communicate(timeout=10)
-        return alive
+        accepted, answer = self.exchange(argv, timeout=120)
+        assert accepted
+        return answer["exit"] if answer else -signal.SIGKILL
 
 
 def crash(via, config, command, step, directory):
