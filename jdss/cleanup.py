@@ -1,7 +1,7 @@
 """Finding and removing what interrupted operations leave behind.
 
-* ``se_`` clones that exposed a snapshot, and ``t_`` volumes (the
-  vendor's plugin hides a deleted volume so while clones depend on it),
+* ``se_`` clones that exposed a snapshot, and ``t_`` volumes (under such
+  a name the vendor's plugin keeps a deleted volume that clones depend on),
   unless exported to an initiator that still has a session or, for ``t_``
   ones, cloned (of an export shared with other volumes only the leftover's
   LUN is removed); with a cluster prefix only this cluster's (``se_`` of
@@ -23,6 +23,8 @@ import logging
 from jdss import errors, locks
 
 LOG = logging.getLogger(__name__)
+
+
 def find(storage):
     """Leftovers: ``[{kind, name, action, reason}]`` (action remove|keep)."""
     backend = storage.backend
