@@ -363,9 +363,13 @@ class Storage(SnapshotOperations, ExportOperations, NasOperations,
         try:
             self.backend.delete_snapshot(aname, snap)
         except errors.Busy:
+            clones = self._snapshot_clones(aname, snap)
+            if clone in clones:          # made meanwhile, by another maker
+                raise errors.AlreadyExists(
+                    f"volume {new_name!r} already exists") from None
             holders = ", ".join(
-                repr(self.names.from_appliance_volume(clone) or clone)
-                for clone in self._snapshot_clones(aname, snap))
+                repr(self.names.from_appliance_volume(other) or other)
+                for other in clones)
             raise errors.NameHeld(
                 f"a clone named {new_name!r} cannot be made from {source!r}: "
                 f"its clone snapshot {snap} is held by {holders or 'a clone'}"

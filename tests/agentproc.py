@@ -23,9 +23,11 @@ class AgentProcess:
             [PROGRAM, "--socket", self.path, *args],
             env=None if env is None else dict(os.environ, **env),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.stderr = ""
         if self.proc.stdout.readline().strip() != "ready":
             self.stop()
-            raise RuntimeError("jdss-agent did not start")
+            raise RuntimeError("jdss-agent did not start: "
+                               + self.stderr.strip())
 
     def exchange(self, argv, input=None, raw=None, timeout=30):
         """Send one request (``raw`` bytes instead, if given); returns
@@ -47,9 +49,11 @@ class AgentProcess:
         return accepted, json.loads(line) if line else None
 
     def stop(self):
-        """End the agent; whether it was still running."""
+        """End the agent (what it wrote to stderr: ``self.stderr``);
+        whether it was still running."""
         alive = self.proc.poll() is None
         if alive:
             self.proc.terminate()
-        self.proc.communicate(timeout=30)
+        _, err = self.proc.communicate(timeout=30)
+        self.stderr += err or ""
         return alive

@@ -170,6 +170,27 @@ def test_a_renamed_linked_clone_keeps_its_snapshot_and_name(storage):
     assert storage.list_volumes() == []
 
 
+def test_a_clone_made_meanwhile_under_the_same_name_is_a_plain_refusal(
+        storage, monkeypatch):
+    """Another maker (outside jdss's name lock) makes the clone between
+    the check for it and the renewal of its snapshot: the name is taken,
+    not held by a renamed clone."""
+    storage.create_volume("base-100-disk-0", "1G")
+    storage.clone_volume("base-100-disk-0", "vm-101-disk-0")
+    get_volume = storage.backend.get_volume
+
+    def not_yet(name):
+        if name == "v_vm-101-disk-0":
+            raise errors.NotFound("not yet")
+        return get_volume(name)
+
+    monkeypatch.setattr(storage.backend, "get_volume", not_yet)
+    with pytest.raises(errors.AlreadyExists) as refused:
+        storage.clone_volume("base-100-disk-0", "vm-101-disk-0")
+    assert type(refused.value) is errors.AlreadyExists
+    assert str(refused.value) == "volume 'vm-101-disk-0' already exists"
+
+
 def test_clone_errors_leave_nothing_behind(storage):
     storage.create_volume("src", "1G")
     storage.create_volume("taken", "1G")

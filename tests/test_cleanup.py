@@ -122,3 +122,22 @@ def test_without_a_prefix_every_hidden_volume_is_looked_at(storage):
         "t_pveA_vm-1-disk-0_0a1b": "keep",
         "t_pveA_vm-2-disk-0_2c3d": "remove",
         "t_pveB_vm-3-disk-0_4e5f": "remove"}
+
+
+def test_a_hidden_volume_goes_with_the_snapshot_it_hung_from(storage):
+    """The vendor's plugin's t_ volume of a deleted linked clone hangs
+    from a hidden snapshot of the base (its v_<clone>, or jdss's c_):
+    one cleanup removes both, and the base can be deleted."""
+    backend = storage.backend
+    storage.create_volume("base-100-disk-0", "1G")
+    for snap, hidden in (("v_vm-101-disk-0", "t_vm-101-disk-0_ab"),
+                         ("c_v_vm-102-disk-0", "t_vm-102-disk-0_cd")):
+        backend.create_snapshot("v_base-100-disk-0", snap)
+        backend.clone_volume("v_base-100-disk-0", snap, hidden, sparse=True)
+    done = cleanup.remove(storage, cleanup.find(storage))
+    assert sorted((i["name"], i["action"]) for i in done) == [
+        ("t_vm-101-disk-0_ab", "removed"), ("t_vm-102-disk-0_cd", "removed")]
+    assert cleanup.find(storage) == []
+    assert backend.list_snapshots("v_base-100-disk-0") == []
+    storage.delete_volume("base-100-disk-0")
+    assert storage.list_volumes() == []

@@ -8,11 +8,13 @@ COLUMNS = ("kind", "name", "action", "reason")
 class Cleanup(base.Lister):
     """Find and remove leftovers: temporary clones, orphan exports.
 
-    Temporary se_/t_ clones, hidden c_ snapshots without their clone,
-    jdss targets that export no existing volume, and the t_restore_ NAS
-    clones (and shares) of interrupted file restores. Anything still in
-    use by an initiator or a running restore, or with dependents, is kept
-    and reported.
+    Temporary se_ clones, hidden t_ volumes no clone depends on (with
+    the hidden snapshot they hung from), hidden c_ snapshots without
+    their clone, jdss targets that export no existing volume, and the
+    t_restore_ NAS clones (and shares) of interrupted file restores; with
+    a cluster_prefix only this cluster's volumes and snapshots. Anything
+    still in use by an initiator or a running restore, or with
+    dependents, is kept and reported.
     """
 
     def get_parser(self, prog_name):
