@@ -90,18 +90,6 @@ def _hidden_volume_item(name, backend, target):
                  "hidden volume that no clone depends on")
 
 
-def _drop_hidden_origin(backend, origin):
-    """The snapshot a removed clone hung from, if it was made for that
-    clone alone (jdss's ``c_``, the vendor's plugin's ``v_``) and nothing
-    else hangs from it."""
-    if not origin or not origin[1].startswith(("c_", "v_")):
-        return
-    try:
-        backend.delete_snapshot(*origin)
-    except (errors.NotFound, errors.Busy):
-        pass
-
-
 def _item(kind, name, backend, target, reason):
     item = {"kind": kind, "name": name, "action": "remove", "reason": reason}
     if target is not None:
@@ -136,7 +124,10 @@ def _remove(storage, backend, items):
                     storage._remove_export(target, item["name"])
                 origin = backend.get_volume(item["name"]).origin
                 backend.delete_volume(item["name"], recursive=True)
-                _drop_hidden_origin(backend, origin)
+                # the snapshot it hung from, if made for it alone (jdss's
+                # c_, the vendor's plugin's v_); kept while others hang
+                if origin and origin[1].startswith(("c_", "v_")):
+                    storage._drop_hidden_snapshot(*origin)
             else:
                 volume, _, snap = item["name"].partition("@")
                 backend.delete_snapshot(volume, snap)
