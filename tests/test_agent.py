@@ -143,6 +143,38 @@ def test_a_crashing_child_leaves_the_agent_serving(agent, config_file):
     assert agent(["-c", config_file, "pool", "show"])["exit"] == 0
 
 
+def _nice(pid):
+    with open(f"/proc/{pid}/stat") as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a higher priority needs root")
+def test_the_agent_runs_above_its_children(agent, config_file):
+    """On a busy node the agent's forks must not wait behind the load: it
+    runs 10 nice levels above what it was started with (this test's),
+    which its children, where the requests' work is done, keep."""
+    started = os.getpriority(os.PRIO_PROCESS, 0)
+    assert _nice(agent.proc.pid) == max(-20, started - 10)
+    with socket.socket(socket.AF_UNIX) as taken:
+        taken.connect(agent.path)         # a child serves it, for now
+        assert agent(["-c", config_file, "pool", "show"])["exit"] == 0
+        children = _children(agent.proc.pid)
+        assert len(children) >= 2
+        assert {_nice(pid) for pid in children} == {started}
+
+
+def test_an_agent_not_allowed_a_higher_priority_runs_as_started(
+        monkeypatch):
+    from jdss import agent as agent_module
+
+    def refuse(*_args):
+        raise PermissionError(1, "Operation not permitted")
+    monkeypatch.setattr(os, "setpriority", refuse)
+    started = os.getpriority(os.PRIO_PROCESS, 0)
+    assert agent_module.boost_priority(10) == started
+    assert os.getpriority(os.PRIO_PROCESS, 0) == started
+
+
 def _parent(pid):
     try:
         with open(f"/proc/{pid}/stat") as handle:
