@@ -80,6 +80,12 @@ class JdssApp(App):
                 handler.setLevel(level)
                 if level >= logging.WARNING:
                     handler.addFilter(log.own_records_only)
+        # cliff lets every level through to the handlers; records that none
+        # of them takes are better not made (requests' and urllib3's
+        # debug lines, a dozen per call); a log file lowers it again
+        root = logging.getLogger()
+        root.setLevel(max(logging.DEBUG, min(
+            (h.level for h in root.handlers), default=logging.DEBUG)))
 
     @property
     def storage(self):

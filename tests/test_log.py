@@ -95,3 +95,39 @@ def test_a_storage_logs_where_the_package_made_the_directory(tmp_path,
 def test_request_reference_is_empty_without_a_log():
     log.start_request()
     assert log.request_reference() == ""
+
+
+COUNTER = """
+import logging, sys
+from jdss.app import JdssApp
+made = []
+factory = logging.getLogRecordFactory()
+def counted(*args, **kwargs):
+    record = factory(*args, **kwargs)
+    made.append(record.levelno)
+    return record
+logging.setLogRecordFactory(counted)
+code = JdssApp().run(sys.argv[1:])
+print(code, sum(1 for level in made if level < logging.WARNING))
+"""
+
+
+def _records_below_warning(*argv):
+    proc = subprocess.run([sys.executable, "-c", COUNTER, *map(str, argv)],
+                          capture_output=True, text=True, timeout=60)
+    code, made = proc.stdout.split()[-2:]
+    assert code == "0", proc.stderr
+    return int(made)
+
+
+def test_debug_records_are_made_only_for_a_log_that_takes_them(tmp_path):
+    """Nothing below a warning is made for a console that shows warnings
+    only; a log file at debug, or -vv, still gets every line."""
+    quiet = write_config(tmp_path / "q.yaml")
+    assert _records_below_warning("-c", quiet, "pool", "show") == 0
+    assert _records_below_warning("-vv", "-c", quiet, "pool", "show") > 0
+    logged = write_config(tmp_path / "l.yaml", logfile=str(tmp_path / "log"),
+                          loglevel="debug")
+    assert _records_below_warning("-c", logged, "pool", "show") > 0
+    with open(tmp_path / "log") as handle:
+        assert " DEBUG " in handle.read()
