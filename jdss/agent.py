@@ -384,7 +384,10 @@ def boost_priority(levels):
         try:
             os.setpriority(os.PRIO_PROCESS, 0, max(-20, started - levels))
         except PermissionError:
-            LOG.info("not allowed to raise the agent's priority")
+            LOG.warning("not allowed a higher priority (--boost %d needs "
+                        "root or CAP_SYS_NICE): the forks for the next "
+                        "requests share the CPU with those at work",
+                        levels)
     return started
 
 
@@ -402,7 +405,7 @@ def main(argv=None):
                         help="run the agent N nice levels above the "
                              "requests' children, so that their forks do "
                              f"not wait behind a busy node (default {BOOST}"
-                             "; needs root; 0: none)")
+                             "; needs root or CAP_SYS_NICE; 0: none)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING,
                         format="jdss-agent: %(message)s")

@@ -164,7 +164,7 @@ def test_the_agent_runs_above_its_children(agent, config_file):
 
 
 def test_an_agent_not_allowed_a_higher_priority_runs_as_started(
-        monkeypatch):
+        monkeypatch, caplog):
     from jdss import agent as agent_module
 
     def refuse(*_args):
@@ -173,6 +173,7 @@ def test_an_agent_not_allowed_a_higher_priority_runs_as_started(
     started = os.getpriority(os.PRIO_PROCESS, 0)
     assert agent_module.boost_priority(10) == started
     assert os.getpriority(os.PRIO_PROCESS, 0) == started
+    assert "--boost 10 needs root or CAP_SYS_NICE" in caplog.text
 
 
 def _parent(pid):
