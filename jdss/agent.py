@@ -13,8 +13,8 @@ exactly what a ``jdss`` process would have given, and a request that
 crashes or hangs ends only its own child. Only root (or the agent's own
 user) may connect. Where it may, the agent runs at a higher priority than
 its children (which go back to the one it was started with): on a busy
-node its forks, so the next requests' children, do not wait behind the
-load.
+node its forks, the next requests' children, do not wait behind the
+children at work.
 
 Protocol, JSON lines on a Unix stream socket::
 
@@ -403,9 +403,10 @@ def main(argv=None):
                              "(default 3600)")
     parser.add_argument("--boost", type=int, default=BOOST, metavar="N",
                         help="run the agent N nice levels above the "
-                             "requests' children, so that their forks do "
-                             f"not wait behind a busy node (default {BOOST}"
-                             "; needs root or CAP_SYS_NICE; 0: none)")
+                             "requests' children, so that the forks for "
+                             "the next requests do not wait behind those "
+                             f"at work (default {BOOST}; needs root or "
+                             "CAP_SYS_NICE; 0: none)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING,
                         format="jdss-agent: %(message)s")
