@@ -249,6 +249,39 @@ def test_create_dropped_after_apply_is_not_repeated(emulator, tmp_path):
     assert [v["name"] for v in storage.list_volumes()] == ["vm-100-disk-0"]
 
 
+def test_create_applied_after_its_check_is_not_taken_for_another(
+        emulator, tmp_path):
+    """The first POST outlives the read timeout and is applied only after
+    the check that found nothing; the POST sent again then meets it as
+    "already exists". That volume is the one this create made: the
+    create is done, not refused (nor, with --guest, made under the next
+    name beside an orphan)."""
+    emulator.faults({"action": "delay", "method": "POST", "count": 1,
+                     "path": "/volumes$", "seconds": 1.6},
+                    {"action": "delay", "method": "POST", "count": 1,
+                     "path": "/volumes$", "seconds": 0.5})
+    storage = storage_for(tmp_path, **emulator.config(
+        rest_api_read_timeout=1))
+    view = storage.create_volume("vm-100-disk-0", "1G")
+    assert view["name"] == "vm-100-disk-0"
+    posts = [s for _, m, p, s in emulator.requests()
+             if m == "POST" and p.endswith("/volumes")]
+    assert sorted(posts) == ["201", "409"]
+    assert [v["name"] for v in storage.list_volumes()] == ["vm-100-disk-0"]
+
+
+def test_rename_applied_after_its_check_is_done(emulator, tmp_path):
+    storage = storage_for(tmp_path, **emulator.config(
+        rest_api_read_timeout=1))
+    storage.create_volume("vm-100-disk-0", "1G")
+    emulator.faults({"action": "delay", "method": "PUT", "count": 1,
+                     "seconds": 1.6},
+                    {"action": "delay", "method": "PUT", "count": 1,
+                     "seconds": 0.5})
+    storage.rename_volume("vm-100-disk-0", "vm-101-disk-0")
+    assert [v["name"] for v in storage.list_volumes()] == ["vm-101-disk-0"]
+
+
 def test_create_dropped_before_apply_is_sent_again(emulator, tmp_path):
     emulator.faults({"action": "drop", "method": "POST",
                      "path": "/snapshots$", "count": 1})

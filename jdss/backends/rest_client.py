@@ -129,7 +129,9 @@ class RestClient:
         ``safe_to_repeat`` defaults to True for GET, PUT and DELETE. For an
         unsafe request whose outcome is unknown, ``exists()`` is asked
         (through a fresh request) before sending it again; if it says the
-        object exists the request counts as done.
+        object exists the request counts as done. So it does when the
+        request sent again is refused (already exists, not found) and
+        ``exists()`` now says yes: the first attempt was applied late.
         """
         if safe_to_repeat is None:
             safe_to_repeat = method in ("GET", "PUT", "DELETE")
@@ -163,6 +165,16 @@ class RestClient:
                                  "broke", method, path_)
                         self.current = index
                         return Response(204, None)
+                    if self._applied_late(sent_before, safe_to_repeat,
+                                          exists, method, path_):
+                        self.current = index
+                        return Response(201, None)
+                    raise
+                except errors.AlreadyExists:
+                    if self._applied_late(sent_before, safe_to_repeat,
+                                          exists, method, path_):
+                        self.current = index
+                        return Response(201, None)
                     raise
                 except (_Retry, Transient) as retry:
                     if isinstance(retry, Transient):
@@ -195,6 +207,20 @@ class RestClient:
                 raise self._give_up(failures, now - started, limit)
             time.sleep(min(backoff, end - now))
             backoff = min(backoff * 2, BACKOFF_MAX)
+
+    @staticmethod
+    def _applied_late(sent_before, safe_to_repeat, exists, method, path_):
+        """Whether a request sent again was refused because the attempt
+        before it, whose outcome was lost and which the check before
+        sending again did not see yet, was applied after all (a create
+        then meets its own object, a rename finds its old name gone)."""
+        if not (sent_before and not safe_to_repeat and exists is not None):
+            return False
+        if not exists():
+            return False
+        LOG.info("%s %s: the earlier attempt was applied after the check",
+                 method, path_)
+        return True
 
     def _give_up(self, failures, elapsed, limit):
         last = dict(failures)            # the last reason of each address
