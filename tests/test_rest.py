@@ -1,6 +1,7 @@
 """The joviandss backend against a real emulator process over the network."""
 
 import json
+import logging
 import os
 import subprocess
 import time
@@ -249,37 +250,63 @@ def test_create_dropped_after_apply_is_not_repeated(emulator, tmp_path):
     assert [v["name"] for v in storage.list_volumes()] == ["vm-100-disk-0"]
 
 
-def test_create_applied_after_its_check_is_not_taken_for_another(
-        emulator, tmp_path):
-    """The first POST outlives the read timeout and is applied only after
-    the check that found nothing; the POST sent again then meets it as
-    "already exists". That volume is the one this create made: the
-    create is done, not refused (nor, with --guest, made under the next
-    name beside an orphan)."""
-    emulator.faults({"action": "delay", "method": "POST", "count": 1,
-                     "path": "/volumes$", "seconds": 1.6},
-                    {"action": "delay", "method": "POST", "count": 1,
-                     "path": "/volumes$", "seconds": 0.5})
-    storage = storage_for(tmp_path, **emulator.config(
-        rest_api_read_timeout=1))
+def _applied_late(method, path_):
+    """The first attempt's answer is lost before it is applied; the one
+    sent again is applied, then refused: to the client, an earlier
+    attempt applied after the check that found nothing."""
+    refused = {"POST": (409, "Resource already exists"),
+               "PUT": (404, "Zfs resource not found")}[method]
+    return ({"action": "drop", "method": method, "path": path_,
+             "count": 1},
+            {"action": "fail", "apply": True, "method": method,
+             "path": path_, "count": 1, "status": refused[0],
+             "message": refused[1]})
+
+
+def _after_first(emulator, method):
+    """The requests from the first ``method`` on: (method, status)."""
+    sent = [(m, str(s)) for _, m, _, s in emulator.requests()]
+    first = [m for m, _ in sent].index(method)
+    return sent[first:]
+
+
+def test_create_applied_after_its_check_is_done(emulator, tmp_path, caplog):
+    """A create that meets its own volume when sent again is done: not
+    refused as existing (nor, through --guest, made under the next name
+    beside an orphan)."""
+    caplog.set_level(logging.INFO, logger="jdss")
+    storage = storage_for(tmp_path, **emulator.config())
+    emulator.faults(*_applied_late("POST", "/volumes$"))
     view = storage.create_volume("vm-100-disk-0", "1G")
     assert view["name"] == "vm-100-disk-0"
-    posts = [s for _, m, p, s in emulator.requests()
-             if m == "POST" and p.endswith("/volumes")]
-    assert sorted(posts) == ["201", "409"]
+    sent = _after_first(emulator, "POST")[:4]
+    assert [m for m, _ in sent] == ["POST", "GET", "POST", "GET"]
+    assert [s for _, s in sent][::2] == ["drop", "409-fail"]
+    assert sent[3][1] == "200"          # the check after the refusal
+    assert "applied after the check" in caplog.text
     assert [v["name"] for v in storage.list_volumes()] == ["vm-100-disk-0"]
 
 
-def test_rename_applied_after_its_check_is_done(emulator, tmp_path):
-    storage = storage_for(tmp_path, **emulator.config(
-        rest_api_read_timeout=1))
+def test_rename_applied_after_its_check_is_done(emulator, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="jdss")
+    storage = storage_for(tmp_path, **emulator.config())
     storage.create_volume("vm-100-disk-0", "1G")
-    emulator.faults({"action": "delay", "method": "PUT", "count": 1,
-                     "seconds": 1.6},
-                    {"action": "delay", "method": "PUT", "count": 1,
-                     "seconds": 0.5})
+    emulator.faults(*_applied_late("PUT", "/volumes/v_vm-100-disk-0$"))
     storage.rename_volume("vm-100-disk-0", "vm-101-disk-0")
+    assert "applied after the check" in caplog.text
     assert [v["name"] for v in storage.list_volumes()] == ["vm-101-disk-0"]
+
+
+def test_a_guests_target_made_meanwhile_is_not_taken_for_ours(emulator,
+                                                               tmp_path):
+    """Several attaches of one guest's volumes may make its target at
+    once (luns_per_target): a target that appears after the check may be
+    another attach's, which must not be taken (and later undone) as this
+    one's; the appliance's refusal goes to the caller, which reuses it."""
+    storage = storage_for(tmp_path, **emulator.config())
+    emulator.faults(*_applied_late("POST", "/targets$"))
+    with pytest.raises(errors.AlreadyExists):
+        storage.backend.create_target("iqn.2021-10.iscsi:vm-100-0", False)
 
 
 def test_create_dropped_before_apply_is_sent_again(emulator, tmp_path):

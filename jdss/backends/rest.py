@@ -47,11 +47,15 @@ class JovianBackend(Backend):
         except errors.NotFound:
             return False
 
-    def _create(self, path_, body, created_path):
-        """POST that is never blindly repeated: see RestClient.request."""
+    def _create(self, path_, body, created_path, name_locked=True):
+        """POST that is never blindly repeated: see RestClient.request.
+        ``name_locked``: jdss holds the new object's name under a lock
+        (volumes, snapshots, NAS volumes and shares; not a guest's target,
+        which several of its volumes' attaches may make at once)."""
         return self.client.request(
             "POST", path_, body, safe_to_repeat=False,
-            exists=functools.partial(self._exists, created_path))
+            exists=functools.partial(self._exists, created_path),
+            name_locked=name_locked)
 
     def _delete(self, path_, body=None):
         self.client.request("DELETE", path_, body)
@@ -114,7 +118,7 @@ class JovianBackend(Backend):
     def rename_volume(self, name, new_name):
         self.client.request(
             "PUT", self._pool_path("volumes", name), {"name": new_name},
-            safe_to_repeat=False,
+            safe_to_repeat=False, name_locked=True,
             exists=functools.partial(self._exists,
                                      self._pool_path("volumes", new_name)))
 
@@ -234,7 +238,7 @@ class JovianBackend(Backend):
                              dict(body, vip_allowed_portals={
                                  "enabled": True,
                                  "assigned_vips": list(vips)}),
-                             self._target_path(iqn))
+                             self._target_path(iqn), name_locked=False)
                 return
             except appliance.FieldRefused as exc:
                 if "vip_allowed_portals" not in exc.fields:
@@ -243,7 +247,7 @@ class JovianBackend(Backend):
                          "virtual IPs: creating %s without", iqn)
                 self._vip_field = False
         self._create(self._pool_path("san", "iscsi", "targets"), body,
-                     self._target_path(iqn))
+                     self._target_path(iqn), name_locked=False)
 
     def set_target(self, iqn, chap=None, vips=None):
         body = {"name": iqn}

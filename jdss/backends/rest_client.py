@@ -123,15 +123,18 @@ class RestClient:
         return f"{self.scheme}://{host}:{self.port}{API_PATH}{path_}"
 
     def request(self, method, path_, body=None, safe_to_repeat=None,
-                exists=None):
+                exists=None, name_locked=False):
         """Send a request; return :class:`Response` or raise a JdssError.
 
         ``safe_to_repeat`` defaults to True for GET, PUT and DELETE. For an
         unsafe request whose outcome is unknown, ``exists()`` is asked
         (through a fresh request) before sending it again; if it says the
-        object exists the request counts as done. So it does when the
-        request sent again is refused (already exists, not found) and
-        ``exists()`` now says yes: the first attempt was applied late.
+        object exists the request counts as done. With ``name_locked``
+        (the object's name is held under a jdss lock while the request
+        runs, so only this request can have made it) so it does when the
+        request sent again is refused as existing or not found and
+        ``exists()`` now says yes: an earlier attempt was applied after
+        the check.
         """
         if safe_to_repeat is None:
             safe_to_repeat = method in ("GET", "PUT", "DELETE")
@@ -165,14 +168,16 @@ class RestClient:
                                  "broke", method, path_)
                         self.current = index
                         return Response(204, None)
-                    if self._applied_late(sent_before, safe_to_repeat,
-                                          exists, method, path_):
+                    if name_locked and self._applied_late(
+                            sent_before, safe_to_repeat, exists, method,
+                            path_):
                         self.current = index
                         return Response(201, None)
                     raise
                 except errors.AlreadyExists:
-                    if self._applied_late(sent_before, safe_to_repeat,
-                                          exists, method, path_):
+                    if name_locked and self._applied_late(
+                            sent_before, safe_to_repeat, exists, method,
+                            path_):
                         self.current = index
                         return Response(201, None)
                     raise
@@ -210,10 +215,10 @@ class RestClient:
 
     @staticmethod
     def _applied_late(sent_before, safe_to_repeat, exists, method, path_):
-        """Whether a request sent again was refused because the attempt
-        before it, whose outcome was lost and which the check before
-        sending again did not see yet, was applied after all (a create
-        then meets its own object, a rename finds its old name gone)."""
+        """Whether the object of a request sent again after an unknown
+        outcome, and refused, exists now: an earlier attempt applied
+        after the check (a create meets its own object, a rename finds
+        its old name gone)."""
         if not (sent_before and not safe_to_repeat and exists is not None):
             return False
         if not exists():
