@@ -161,20 +161,14 @@ class RestClient:
                 try:
                     response = self._send(method, address, path_, body,
                                           left / rest)
-                except errors.NotFound:
-                    if method == "DELETE" and sent_before:
+                except (errors.NotFound, errors.AlreadyExists) as refused:
+                    if method == "DELETE" and sent_before and \
+                            isinstance(refused, errors.NotFound):
                         # our earlier attempt deleted it; its answer was lost
                         LOG.info("%s %s: applied before the connection "
                                  "broke", method, path_)
                         self.current = index
                         return Response(204, None)
-                    if name_locked and self._applied_late(
-                            sent_before, safe_to_repeat, exists, method,
-                            path_):
-                        self.current = index
-                        return Response(201, None)
-                    raise
-                except errors.AlreadyExists:
                     if name_locked and self._applied_late(
                             sent_before, safe_to_repeat, exists, method,
                             path_):
