@@ -66,10 +66,12 @@ def run(script, env=None, devices=(), timeout=120):
 
 @contextlib.contextmanager
 def loop_device(directory, size=64 << 20):
-    """A loop device over a sparse file in ``directory``; detached after."""
+    """A loop device over a sparse file in ``directory`` (``loop.img``,
+    kept as it is if ``size`` is None); detached and removed after."""
     image = os.path.join(directory, "loop.img")
-    with open(image, "wb") as handle:
-        handle.truncate(size)
+    if size is not None:
+        with open(image, "wb") as handle:
+            handle.truncate(size)
     device = subprocess.run(["losetup", "--find", "--show", image],
                             capture_output=True, text=True, check=True,
                             timeout=30).stdout.strip()

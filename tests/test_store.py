@@ -1,13 +1,22 @@
-"""The fake pool's state file: readers never wait for a writer."""
+"""The fake pool's state file: readers never wait for a writer, writers
+not for each other's flushes, and a change answered as done survives a
+crash of the machine."""
 
 import fcntl
+import json
 import os
 import stat
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 
 import pytest
 
 from jdss.backends.store import StateStore
+from jdss.errors import BackendError
+from tests import sandbox
 
 G = 1 << 30
 
@@ -85,17 +94,98 @@ def _flushes(store, monkeypatch, fail_directory=False):
 
 def test_a_change_is_on_disk_name_and_all_when_it_returns(store,
                                                           monkeypatch):
-    """The new state is flushed before it replaces the old (a machine's
-    crash leaves one or the other, never a part), its name after the pool
-    is free again (the next change does not wait for that flush too)."""
+    """The new state is flushed once the pool is free again (the next
+    change does not wait for that flush), kept as the flushed copy, and
+    the copy's name with it."""
     synced = _flushes(store, monkeypatch)
     with store.transaction() as model:
         _grow(model)
     state = os.stat(store.path).st_ino
     directory = os.stat(store.directory).st_ino
-    assert synced == [(False, state, False), (True, directory, True)]
-    assert sorted(os.listdir(store.directory)) == ["Pool-0.json",
-                                                   "Pool-0.lock"]
+    assert synced == [(False, state, True), (True, directory, True)]
+    assert os.stat(store.flushed_path).st_ino == state
+    assert sorted(os.listdir(store.directory)) == [
+        "Pool-0.json", "Pool-0.json.flushed", "Pool-0.lock",
+        "Pool-0.lock.flush"]
+
+
+def _serial(path):
+    with open(path, "rb") as handle:
+        return json.loads(handle.read())["serial"]
+
+
+def test_one_flush_covers_the_changes_made_while_another_flushed(
+        store, monkeypatch):
+    """Writers that commit while the flush is busy find their changes on
+    disk after the next flush, not one flush each."""
+    busy = os.open(store.flush_lock_path, os.O_RDWR)
+    fcntl.flock(busy, fcntl.LOCK_EX)
+    writers = [threading.Thread(target=_resize, args=(store, size * G))
+               for size in (2, 3, 4)]
+    try:
+        for writer in writers:
+            writer.start()
+        deadline = time.monotonic() + 10
+        while _serial(store.path) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _serial(store.path) == 4, "the writers did not commit"
+        synced = _flushes(store, monkeypatch)
+    finally:
+        os.close(busy)
+        for writer in writers:
+            writer.join(10)
+    assert [s for s in synced if not s[0]] == [
+        (False, os.stat(store.path).st_ino, True)]
+    assert _serial(store.flushed_path) == 4
+
+
+def _resize(store, size):
+    with store.transaction() as model:
+        model.resize_volume("v_vm-100-disk-0", size)
+
+
+def test_without_hard_links_the_flushed_copy_is_a_copy(store,
+                                                       monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+    monkeypatch.setattr(os, "link", refuse)
+    _resize(store, 2 * G)
+    with open(store.path, "rb") as state, \
+            open(store.flushed_path, "rb") as flushed:
+        assert state.read() == flushed.read()
+    assert _serial(store.flushed_path) == 2
+
+
+def test_a_damaged_state_is_read_from_the_flushed_copy(store, caplog):
+    _resize(store, 2 * G)
+    os.unlink(store.path)
+    with open(store.path, "wb") as handle:
+        handle.truncate(4096)    # a crash can leave a file of zeros
+    assert _size(store) == 2 * G
+    assert "Pool-0.json is unreadable" in caplog.text
+    _resize(store, 3 * G)        # the next change mends the state file
+    assert _serial(store.path) == _serial(store.flushed_path) == 3
+    assert _size(store) == 3 * G
+
+
+def test_a_damaged_state_without_a_flushed_copy_is_an_error(store):
+    for path in (store.path, store.flushed_path):
+        os.unlink(path)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write('{"serial":1,"version"')
+    with pytest.raises(BackendError, match="Pool-0.json is unreadable"):
+        _size(store)
+
+
+def test_a_pool_made_anew_goes_on_from_the_flushed_serial(store):
+    """A state file removed by hand makes an empty pool; its serials go on
+    from the flushed copy's, or its changes would count as flushed."""
+    os.unlink(store.path)
+    with store.transaction() as model:
+        model.create_volume("v_vm-101-disk-0", G, True, "16K")
+    assert _serial(store.path) == _serial(store.flushed_path) == 2
+    with store.read() as model:
+        assert list(model.volumes) == ["v_vm-101-disk-0"]
 
 
 def test_a_failed_directory_flush_is_said_and_the_change_kept(
@@ -148,3 +238,84 @@ def test_with_a_mirror_readers_wait_until_tgtd_follows(tmp_path):
 def _size(store):
     with store.read() as model:
         return int(model.volume_record("v_vm-100-disk-0")["volsize"])
+
+
+POWER_CUT = textwrap.dedent("""
+    import fcntl, os, shutil, subprocess, sys, threading, time
+    from jdss.backends.store import StateStore
+
+    G = 1 << 30
+    device, image, cut, mnt = sys.argv[1:]
+    subprocess.run(["mkfs.ext4", "-q", device], check=True)
+    # noauto_da_alloc: ext4 then keeps a rename over a file without its
+    # data, as XFS does; commit=600: nothing reaches the disk unless flushed
+    subprocess.run(["mount", "-o", "noauto_da_alloc,commit=600", device,
+                    mnt], check=True)
+    state = os.path.join(mnt, "state")
+    pool, other = (StateStore(state, name, 100 * G)
+                   for name in ("Pool-0", "Pool-1"))
+    with pool.transaction() as model:
+        model.create_volume("v_vm-100-disk-0", G, True, "16K")
+    with pool.transaction() as model:
+        model.resize_volume("v_vm-100-disk-0", 2 * G)   # answered as done
+
+    def resize():
+        with pool.transaction() as model:
+            model.resize_volume("v_vm-100-disk-0", 3 * G)
+
+    busy = os.open(pool.flush_lock_path, os.O_RDWR)
+    fcntl.flock(busy, fcntl.LOCK_EX)
+    writer = threading.Thread(target=resize)
+    writer.start()
+    while open(pool.path, "rb").read(12) != b'{"serial":3,':
+        time.sleep(0.01)
+    # committed, not yet flushed; the other pool's flush writes the
+    # rename to the journal, the renamed data stays in memory
+    with other.transaction() as model:
+        model.create_volume("v_vm-101-disk-0", G, True, "16K")
+    shutil.copyfile(image, cut)    # the power cut: what the disk holds
+    os.close(busy)
+    writer.join()
+    subprocess.run(["umount", mnt], check=True)
+""")
+
+
+READ_BACK = textwrap.dedent("""
+    import os, subprocess, sys
+    from jdss.backends.store import StateStore
+
+    device, mnt = sys.argv[1:]
+    subprocess.run(["mount", device, mnt], check=True)   # replays the journal
+    pool = StateStore(os.path.join(mnt, "state"), "Pool-0", 1 << 40)
+    with pool.read() as model:
+        print(model.volume_record("v_vm-100-disk-0")["volsize"])
+""")
+
+
+def test_a_power_cut_keeps_every_change_answered_as_done(tmp_path):
+    """On a real ext4 file system, a copy of its disk taken while a change
+    is committed but not yet flushed (this leaves the state file empty
+    where the file system keeps a rename without its data): the pool
+    reads back with the change answered before it."""
+    sandbox.require("unshare", "losetup", "mkfs.ext4", "mount")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    image, cut = tmp_path / "loop.img", tmp_path / "cut.img"
+    with sandbox.loop_device(str(tmp_path)) as device:
+        _in_namespace(POWER_CUT, device, image, cut, mnt)
+    cut.rename(image)
+    with sandbox.loop_device(str(tmp_path), size=None) as device:
+        size = _in_namespace(READ_BACK, device, mnt)
+    assert int(size) == 2 * G
+
+
+def _in_namespace(script, *args):
+    """Run Python ``script`` in a mount namespace of its own (its mounts
+    go with it); its output."""
+    run = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", sys.executable,
+         "-c", script, *map(str, args)],
+        capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert run.returncode == 0, run.stderr
+    return run.stdout

@@ -6,13 +6,27 @@ so readers read the last committed state without a lock. A transaction
 that raises writes nothing, so a failed operation leaves the pool as it
 was. The files of the pool's NAS volumes live beside the state
 (:mod:`jdss.backends.nasdata`).
+
+Each saved state begins with its serial, one more than the state it
+replaced. The state is flushed to disk after the pool's lock is released
+(a flush under load takes tens of milliseconds, and every writer of the
+pool would wait for each): a transaction returns once a flushed copy,
+``<pool>.json.flushed``, holds a serial at least its own. One flush covers
+every change committed before it (group commit), so writers that commit
+while another flushes mostly find their change on disk already. After a
+machine's crash the state file may be left empty or half written (a file
+system may keep a rename but not the data renamed); it is then read from
+the flushed copy, which holds every change that was answered as done.
 """
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
 import os
+import re
+import shutil
 import tempfile
 
 from jdss.backends.model import STATE_VERSION, PoolModel, new_state
@@ -20,6 +34,8 @@ from jdss.backends.nasdata import NasData
 from jdss.errors import BackendError
 
 LOG = logging.getLogger(__name__)
+
+_SERIAL = re.compile(rb'^\{"serial":(\d+),')
 
 
 class StateStore:
@@ -43,12 +59,15 @@ class StateStore:
         self.model_options = model_options
         self.path = os.path.join(directory, f"{pool}.json")
         self.lock_path = os.path.join(directory, f"{pool}.lock")
+        self.flushed_path = f"{self.path}.flushed"
+        self.flush_lock_path = f"{self.lock_path}.flush"
 
     @contextlib.contextmanager
-    def _locked(self, mode):
+    def _locked(self, mode, path=None):
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(path or self.lock_path, os.O_RDWR | os.O_CREAT,
+                         0o600)
         except OSError as exc:
             raise BackendError(f"fake backend: cannot use state directory "
                                f"{self.directory}: {exc.strerror}") from None
@@ -59,50 +78,95 @@ class StateStore:
             os.close(fd)
 
     def _load(self):
+        """The last committed state and its serial."""
         try:
-            with open(self.path, encoding="utf-8") as handle:
-                state = json.load(handle)
+            return self._parse(self.path)
         except FileNotFoundError:
-            return new_state(self.pool, self.size)
+            return new_state(self.pool, self.size), self._flushed_serial()
         except (OSError, ValueError) as exc:
+            damage = exc
+        try:
+            flushed = self._parse(self.flushed_path)
+        except (OSError, ValueError):
             raise BackendError(f"fake backend: state file {self.path} is "
-                               f"unreadable: {exc}") from None
+                               f"unreadable: {damage}") from None
+        LOG.warning("fake backend: state file %s is unreadable (%s), as a "
+                    "crash of the machine can leave it; read from %s",
+                    self.path, damage, self.flushed_path)
+        return flushed
+
+    def _parse(self, path):
+        with open(path, "rb") as handle:
+            state = json.loads(handle.read())
         if state.get("version") != STATE_VERSION:
-            raise BackendError(f"fake backend: state file {self.path} has "
+            raise BackendError(f"fake backend: state file {path} has "
                                f"version {state.get('version')}, expected "
                                f"{STATE_VERSION}")
-        return state
+        return state, state.pop("serial", 0)
 
-    def _save(self, state):
-        """Write ``state`` to a new file, flushed, that then replaces the
-        state at once: a crash, even of the machine, leaves the old state
-        or the new one, never a part."""
+    def _save(self, state, serial):
+        """Write ``state`` to a new file that then replaces the state at
+        once: a crash of a process leaves the old state or the new one,
+        never a part (a crash of the machine: see :meth:`_flush`)."""
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".state-")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 # dumps, not dump: one write from the C encoder, a fifth of
                 # the time, and the pool stays locked for less
-                handle.write(json.dumps(state, separators=(",", ":")))
-                handle.flush()
-                os.fsync(handle.fileno())
+                handle.write(json.dumps({"serial": serial, **state},
+                                        separators=(",", ":")))
             os.replace(tmp, self.path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
 
-    def _sync_directory(self):
-        """Make the last rename in the directory durable (a failure leaves
-        the change made, maybe not on disk: said, not raised)."""
+    def _flushed_serial(self):
         try:
-            directory = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            with open(self.flushed_path, "rb") as handle:
+                found = _SERIAL.match(handle.read(32))
+        except FileNotFoundError:
+            return 0
+        return int(found.group(1)) if found else 0
+
+    def _flush(self, serial):
+        """Return once change ``serial`` is on disk: once the flushed copy
+        holds it, or after flushing the newest state as that copy. A
+        failure leaves the change made, maybe not on disk: said, not
+        raised (the pool already shows it)."""
+        try:
+            with self._locked(fcntl.LOCK_EX, self.flush_lock_path):
+                if self._flushed_serial() >= serial:
+                    return
+                # the newest state holds this change and every one before
+                # it; its inode is linked, so a later change that replaces
+                # the state file cannot take it away while it is flushed
+                linked = f"{self.flushed_path}.new"
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(linked)
+                try:
+                    os.link(self.path, linked)
+                except OSError as exc:
+                    if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP):
+                        raise
+                    shutil.copyfile(self.path, linked)   # no hard links
+                fd = os.open(linked, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(linked, self.flushed_path)
+                self._sync_directory()
         except OSError as exc:
             LOG.warning("fake backend: the state of %s may not be on disk "
                         "yet: %s", self.path, exc.strerror)
+
+    def _sync_directory(self):
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
     @contextlib.contextmanager
     def read(self):
@@ -118,19 +182,19 @@ class StateStore:
             not os.path.isdir(self.nas_data.volumes)
         with contextlib.nullcontext() if whole_in_state \
                 else self._locked(fcntl.LOCK_SH):
-            yield PoolModel(self._load(), **self.model_options)
+            yield PoolModel(self._load()[0], **self.model_options)
 
     @contextlib.contextmanager
     def transaction(self):
         """A :class:`PoolModel` whose changes are saved if no error rises;
-        on disk, its name included, when the transaction returns. The
-        directory is flushed once the pool is free again, so that the next
-        change does not wait for that flush too."""
+        on disk when the transaction returns, flushed once the pool is
+        free again (see the module's notes)."""
         with self._locked(fcntl.LOCK_EX):
-            model = PoolModel(self._load(), **self.model_options)
+            state, serial = self._load()
+            model = PoolModel(state, **self.model_options)
             yield model
             self.nas_data.apply(model)
-            self._save(model.state)
+            self._save(model.state, serial + 1)
             if self.mirror is not None:
                 self.mirror.apply(model)
-        self._sync_directory()
+        self._flush(serial + 1)
