@@ -197,6 +197,27 @@ def test_a_failed_directory_flush_is_said_and_the_change_kept(
     assert "may not be on disk yet: Input/output error" in caplog.text
 
 
+def test_a_killed_writers_file_is_replaced(store):
+    with open(store.next_path, "w", encoding="utf-8") as handle:
+        handle.write('{"serial":2,"version"')     # killed while writing
+    _resize(store, 2 * G)
+    assert not os.path.exists(store.next_path)
+    assert _size(store) == 2 * G
+
+
+def test_a_state_that_cannot_be_saved_is_an_error_and_no_change(
+        store, monkeypatch):
+    def full(*args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(BackendError, match="cannot save the state of pool "
+                       "Pool-0 in .*: No space left on device"):
+        _resize(store, 2 * G)
+    monkeypatch.undo()
+    assert _size(store) == G
+    assert not os.path.exists(store.next_path)
+
+
 def test_a_failed_transaction_leaves_readers_the_old_state(store):
     with pytest.raises(RuntimeError):
         with store.transaction() as model:

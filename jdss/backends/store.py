@@ -27,7 +27,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 
 from jdss.backends.model import STATE_VERSION, PoolModel, new_state
 from jdss.backends.nasdata import NasData
@@ -59,6 +58,7 @@ class StateStore:
         self.model_options = model_options
         self.path = os.path.join(directory, f"{pool}.json")
         self.lock_path = os.path.join(directory, f"{pool}.lock")
+        self.next_path = f"{self.path}.new"
         self.flushed_path = f"{self.path}.flushed"
         self.flush_lock_path = f"{self.lock_path}.flush"
 
@@ -108,17 +108,26 @@ class StateStore:
         """Write ``state`` to a new file that then replaces the state at
         once: a crash of a process leaves the old state or the new one,
         never a part (a crash of the machine: see :meth:`_flush`)."""
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".state-")
         try:
+            # only the pool lock's holder writes it: one left is a killed
+            # writer's
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.next_path)
+            fd = os.open(self.next_path,
+                         os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 # dumps, not dump: one write from the C encoder, a fifth of
                 # the time, and the pool stays locked for less
                 handle.write(json.dumps({"serial": serial, **state},
                                         separators=(",", ":")))
-            os.replace(tmp, self.path)
-        except BaseException:
+            os.replace(self.next_path, self.path)
+        except BaseException as exc:
             with contextlib.suppress(OSError):
-                os.unlink(tmp)
+                os.unlink(self.next_path)
+            if isinstance(exc, OSError):
+                raise BackendError(f"fake backend: cannot save the state of "
+                                   f"pool {self.pool} in {self.directory}: "
+                                   f"{exc.strerror}") from None
             raise
 
     def _flushed_serial(self):
