@@ -7,16 +7,18 @@ that raises writes nothing, so a failed operation leaves the pool as it
 was. The files of the pool's NAS volumes live beside the state
 (:mod:`jdss.backends.nasdata`).
 
-Each saved state begins with its serial, one more than the state it
-replaced. The state is flushed to disk after the pool's lock is released
-(a flush under load takes tens of milliseconds, and every writer of the
-pool would wait for each): a transaction returns once a flushed copy,
-``<pool>.json.flushed``, holds a serial at least its own. One flush covers
-every change committed before it (group commit), so writers that commit
-while another flushes mostly find their change on disk already. After a
-machine's crash the state file may be left empty or half written (a file
-system may keep a rename but not the data renamed); it is then read from
-the flushed copy, which holds every change that was answered as done.
+Each saved state begins with its serial, higher than the state's it
+replaced and the flushed copy's. The state is flushed to disk after the
+pool's lock is released (a flush under load takes tens of milliseconds,
+and every writer of the pool would wait for each): a transaction returns
+once a flushed copy, ``<pool>.json.flushed`` (a hard link of the newest
+state), holds a serial at least its own, unless a flush fails (a warning
+then says so). One flush covers every change committed before it (group
+commit), so writers that commit while another flushes mostly find their
+change on disk already. After a machine's crash the state file may be
+left empty or half written (a file system may keep a rename but not the
+data renamed); it is then read from the flushed copy, which holds every
+change answered as done while flushes succeeded.
 """
 
 import contextlib
@@ -35,6 +37,7 @@ from jdss.errors import BackendError
 LOG = logging.getLogger(__name__)
 
 _SERIAL = re.compile(rb'^\{"serial":(\d+),')
+LINK_TRIES = 100
 
 
 class StateStore:
@@ -83,7 +86,10 @@ class StateStore:
             return self._parse(self.path)
         except FileNotFoundError:
             return new_state(self.pool, self.size), self._flushed_serial()
-        except (OSError, ValueError) as exc:
+        except OSError as exc:      # not the content: no reason to go back
+            raise BackendError(f"fake backend: state file {self.path} is "
+                               f"unreadable: {exc}") from None
+        except ValueError as exc:   # what a crash of the machine can leave
             damage = exc
         try:
             flushed = self._parse(self.flushed_path)
@@ -141,8 +147,9 @@ class StateStore:
     def _flush(self, serial):
         """Return once change ``serial`` is on disk: once the flushed copy
         holds it, or after flushing the newest state as that copy. A
-        failure leaves the change made, maybe not on disk: said, not
-        raised (the pool already shows it)."""
+        failure leaves the change made (the pool already shows it), maybe
+        not on disk, nor the changes this flush would have covered: said,
+        not raised."""
         try:
             with self._locked(fcntl.LOCK_EX, self.flush_lock_path):
                 if self._flushed_serial() >= serial:
@@ -153,12 +160,7 @@ class StateStore:
                 linked = f"{self.flushed_path}.new"
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(linked)
-                try:
-                    os.link(self.path, linked)
-                except OSError as exc:
-                    if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP):
-                        raise
-                    shutil.copyfile(self.path, linked)   # no hard links
+                self._link_newest(linked)
                 fd = os.open(linked, os.O_RDONLY)
                 try:
                     os.fsync(fd)
@@ -166,9 +168,29 @@ class StateStore:
                     os.close(fd)
                 os.replace(linked, self.flushed_path)
                 self._sync_directory()
-        except OSError as exc:
+        except (OSError, BackendError) as exc:
             LOG.warning("fake backend: the state of %s may not be on disk "
-                        "yet: %s", self.path, exc.strerror)
+                        "yet: %s", self.path,
+                        getattr(exc, "strerror", None) or exc)
+
+    def _link_newest(self, linked):
+        """Link the state file's inode as ``linked`` (copy it where the
+        file system has no hard links). link() fails with ENOENT when a
+        rename replaces the state meanwhile, though the name is never
+        missing: the next try finds the newer state."""
+        for _ in range(LINK_TRIES):
+            try:
+                os.link(self.path, linked)
+                return
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP):
+                    raise
+                shutil.copyfile(self.path, linked)
+                return
+        raise OSError(errno.ENOENT, f"{self.path} was replaced at each of "
+                      f"{LINK_TRIES} tries to link it")
 
     def _sync_directory(self):
         directory = os.open(self.directory, os.O_RDONLY)
@@ -200,6 +222,10 @@ class StateStore:
         free again (see the module's notes)."""
         with self._locked(fcntl.LOCK_EX):
             state, serial = self._load()
+            # a state file put back from a copy may have an older serial;
+            # the new one must pass the flushed copy's or it would count
+            # as flushed
+            serial = max(serial, self._flushed_serial())
             model = PoolModel(state, **self.model_options)
             yield model
             self.nas_data.apply(model)
