@@ -297,6 +297,24 @@ def test_rename_applied_after_its_check_is_done(emulator, tmp_path, caplog):
     assert [v["name"] for v in storage.list_volumes()] == ["vm-101-disk-0"]
 
 
+def test_a_rename_whose_answer_is_lost_is_not_taken_for_done_by_the_name(
+        emulator, tmp_path):
+    """After a lost answer, a volume of the new name that was there before
+    does not make the rename done while the old name is still there: it
+    is sent again, and the appliance's refusal reaches the caller."""
+    storage = storage_for(tmp_path, **emulator.config())
+    for name in ("vm-100-disk-0", "vm-101-disk-0"):
+        storage.create_volume(name, "1G")
+    emulator.faults({"action": "drop", "method": "PUT",
+                     "path": "/volumes/v_vm-100-disk-0$", "count": 1})
+    with pytest.raises(errors.AlreadyExists):
+        storage.backend.rename_volume("v_vm-100-disk-0", "v_vm-101-disk-0")
+    puts = [s for _, m, _, s in emulator.requests() if m == "PUT"]
+    assert puts[0] == "drop" and len(puts) == 2
+    assert sorted(v["name"] for v in storage.list_volumes()) == [
+        "vm-100-disk-0", "vm-101-disk-0"]
+
+
 def test_a_guests_target_made_meanwhile_is_not_taken_for_ours(emulator,
                                                                tmp_path):
     """Several attaches of one guest's volumes may make its target at

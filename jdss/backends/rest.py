@@ -116,11 +116,15 @@ class JovianBackend(Backend):
                             {"provisioning": "thin" if sparse else "thick"})
 
     def rename_volume(self, name, new_name):
+        old_path = self._pool_path("volumes", name)
+        new_path = self._pool_path("volumes", new_name)
         self.client.request(
-            "PUT", self._pool_path("volumes", name), {"name": new_name},
-            safe_to_repeat=False, name_locked=True,
-            exists=functools.partial(self._exists,
-                                     self._pool_path("volumes", new_name)))
+            "PUT", old_path, {"name": new_name}, safe_to_repeat=False,
+            name_locked=True,
+            # applied: the new name there and the old one gone (a volume
+            # of the new name that was there before is not this rename)
+            exists=lambda: self._exists(new_path) and
+            not self._exists(old_path))
 
     # snapshots ------------------------------------------------------------
     def _snapshot_path(self, volume, *segments):
