@@ -242,6 +242,15 @@ def test_a_damaged_state_is_read_from_the_flushed_copy(store, caplog):
     assert _size(store) == 3 * G
 
 
+def test_a_state_that_is_not_an_object_is_damaged(store, caplog):
+    _resize(store, 2 * G)
+    os.unlink(store.path)
+    with open(store.path, "w", encoding="utf-8") as handle:
+        handle.write("[]")
+    assert _size(store) == 2 * G
+    assert "not a JSON object: list" in caplog.text
+
+
 def test_a_damaged_state_without_a_flushed_copy_is_an_error(store):
     for path in (store.path, store.flushed_path):
         os.unlink(path)

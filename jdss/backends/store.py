@@ -104,6 +104,8 @@ class StateStore:
     def _parse(self, path):
         with open(path, "rb") as handle:
             state = json.loads(handle.read())
+        if not isinstance(state, dict):
+            raise ValueError(f"not a JSON object: {type(state).__name__}")
         if state.get("version") != STATE_VERSION:
             raise BackendError(f"fake backend: state file {path} has "
                                f"version {state.get('version')}, expected "
