@@ -228,6 +228,7 @@ def test_without_hard_links_the_flushed_copy_is_a_copy(store,
             open(store.flushed_path, "rb") as flushed:
         assert state.read() == flushed.read()
     assert _serial(store.flushed_path) == 2
+    assert stat.S_IMODE(os.stat(store.flushed_path).st_mode) == 0o600
 
 
 def test_a_damaged_state_is_read_from_the_flushed_copy(store, caplog):

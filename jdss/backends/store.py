@@ -144,6 +144,10 @@ class StateStore:
                 found = _SERIAL.match(handle.read(32))
         except FileNotFoundError:
             return 0
+        except OSError as exc:
+            raise BackendError(f"fake backend: cannot read "
+                               f"{self.flushed_path}: {exc.strerror}") \
+                from None
         return int(found.group(1)) if found else 0
 
     def _flush(self, serial):
@@ -189,7 +193,11 @@ class StateStore:
             except OSError as exc:
                 if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP):
                     raise
-                shutil.copyfile(self.path, linked)
+                # as private as the state (it holds CHAP secrets)
+                with open(self.path, "rb") as source, open(
+                        os.open(linked, os.O_WRONLY | os.O_CREAT |
+                                os.O_EXCL, 0o600), "wb") as copy:
+                    shutil.copyfileobj(source, copy)
                 return
         raise OSError(errno.ENOENT, f"{self.path} was replaced at each of "
                       f"{LINK_TRIES} tries to link it")
