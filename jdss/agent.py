@@ -114,6 +114,15 @@ def preload():
     return app
 
 
+def preload_brick():
+    """Import os-brick for the children forked from now on, and freeze
+    what it made out of the garbage collector as :func:`preload` does:
+    left young, its objects would be walked (and their pages copied) by
+    every child's first collections."""
+    _import(PRELOAD_BRICK)
+    gc.freeze()
+
+
 def brick_loaded():
     return PRELOAD_BRICK[1] in sys.modules
 
@@ -306,7 +315,7 @@ class Agent:
         now = time.monotonic()
         for (pid,) in struct.iter_unpack("i", data[:len(data) // 4 * 4]):
             if pid == WANTS_BRICK and not brick_loaded():
-                _import(PRELOAD_BRICK)   # for the children forked from now
+                preload_brick()
                 self.retire_waiting()
             elif pid in self.children:
                 self.children[pid] = now

@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -192,6 +193,24 @@ def test_socket_is_for_root_only(agent):
 def _children(pid):
     return {int(p) for p in os.listdir("/proc")
             if p.isdigit() and _parent(int(p)) == pid}
+
+
+def test_os_brick_is_frozen_out_of_the_children_s_collections():
+    """What the agent imports for a kernel transport is frozen, as the
+    first preload is: otherwise each child's first garbage collections
+    walk os-brick's objects and copy the pages they lie on."""
+    script = ("import gc, sys\n"
+              "from jdss import agent\n"
+              "agent.preload_brick()\n"
+              "assert agent.brick_loaded()\n"
+              "young = [o for o in gc.get_objects()\n"
+              "         if getattr(o, '__module__', None) and\n"
+              "         str(o.__module__).startswith('os_brick')]\n"
+              "print(len(young))\n")
+    proc = subprocess.run([sys.executable, "-c", script],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "0\n"
 
 
 def test_waiting_children_are_replaced_once_os_brick_is_needed(agent,
