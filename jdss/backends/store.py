@@ -63,6 +63,7 @@ class StateStore:
         self.lock_path = os.path.join(directory, f"{pool}.lock")
         self.next_path = f"{self.path}.new"
         self.flushed_path = f"{self.path}.flushed"
+        self.flushing_path = f"{self.flushed_path}.new"
         self.flush_lock_path = f"{self.lock_path}.flush"
 
     @contextlib.contextmanager
@@ -81,11 +82,12 @@ class StateStore:
             os.close(fd)
 
     def _load(self):
-        """The last committed state and its serial."""
+        """The last committed state and its serial (0 for a new pool: a
+        transaction counts on from the flushed copy's)."""
         try:
             return self._parse(self.path)
         except FileNotFoundError:
-            return new_state(self.pool, self.size), self._flushed_serial()
+            return new_state(self.pool, self.size), 0
         except OSError as exc:      # not the content: no reason to go back
             raise BackendError(f"fake backend: state file {self.path} is "
                                f"unreadable: {exc}") from None
@@ -163,16 +165,15 @@ class StateStore:
                 # the newest state holds this change and every one before
                 # it; its inode is linked, so a later change that replaces
                 # the state file cannot take it away while it is flushed
-                linked = f"{self.flushed_path}.new"
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(linked)
-                self._link_newest(linked)
-                fd = os.open(linked, os.O_RDONLY)
+                    os.unlink(self.flushing_path)
+                self._link_newest(self.flushing_path)
+                fd = os.open(self.flushing_path, os.O_RDONLY)
                 try:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-                os.replace(linked, self.flushed_path)
+                os.replace(self.flushing_path, self.flushed_path)
                 self._sync_directory()
         except (OSError, BackendError) as exc:
             LOG.warning("fake backend: the state of %s may not be on disk "
