@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -211,6 +212,31 @@ def test_os_brick_is_frozen_out_of_the_children_s_collections():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "0\n"
+
+
+def test_a_child_s_call_for_os_brick_goes_through_preload_brick(
+        tmp_path, monkeypatch):
+    """The agent's answer to a child that needed os-brick is
+    preload_brick (imports and freezes), then the waiting children's
+    retirement."""
+    from jdss import agent as agent_module
+    called = []
+    monkeypatch.setattr(agent_module, "brick_loaded", lambda: False)
+    monkeypatch.setattr(agent_module, "preload_brick",
+                        lambda: called.append("preload_brick"))
+    server = agent_module.Agent(str(tmp_path / "a.sock"), 5, spares=0)
+    try:
+        monkeypatch.setattr(server, "retire_waiting",
+                            lambda: called.append("retire_waiting"))
+        os.write(server.taken_w,
+                 struct.pack("i", agent_module.WANTS_BRICK))
+        server.note_taken()
+    finally:
+        server.sock.close()
+        for fd in (server.taken_r, server.taken_w, server.alive_r,
+                   server.alive_w, server.retire_r, server.retire_w):
+            os.close(fd)
+    assert called == ["preload_brick", "retire_waiting"]
 
 
 def test_waiting_children_are_replaced_once_os_brick_is_needed(agent,
