@@ -200,7 +200,7 @@ def test_os_brick_is_frozen_out_of_the_children_s_collections():
     """What the agent imports for a kernel transport is frozen, as the
     first preload is: otherwise each child's first garbage collections
     walk os-brick's objects and copy the pages they lie on."""
-    script = ("import gc, sys\n"
+    script = ("import gc\n"
               "from jdss import agent\n"
               "agent.preload_brick()\n"
               "assert agent.brick_loaded()\n"
