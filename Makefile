@@ -5,15 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 DRIVERS := $(wildcard drivers/*)
 
-# Real peers the tests drive: a userspace iSCSI target, QEMU's and
-# libiscsi's initiators, openssl for the emulator's certificates, the
-# parsers of the host settings (multipath -t, lvmconfig/pvs, udevadm test)
-# and what the real Proxmox VE storage code needs to load.
-SYSTEM_PACKAGES := tgt qemu-utils qemu-block-extra libiscsi-bin openssl \
-	multipath-tools lvm2 udev open-iscsi e2fsprogs util-linux bindfs \
-	$(PVE_PERL_PACKAGES)
 # What the real Proxmox VE storage code (../shared/pve) needs to load, for
-# the plugin's tests under it.
+# the plugin's tests under it (defined first: := expands it at once).
 PVE_PERL_PACKAGES := libjson-perl libfile-chdir-perl libtimedate-perl \
 	libfilesys-df-perl libdevel-cycle-perl libencode-locale-perl \
 	libhttp-message-perl libnet-ip-perl libio-socket-ip-perl \
@@ -21,6 +14,14 @@ PVE_PERL_PACKAGES := libjson-perl libfile-chdir-perl libtimedate-perl \
 	liblinux-inotify2-perl libanyevent-perl libnetaddr-ip-perl \
 	libposix-strptime-perl libnet-dbus-perl libcrypt-openssl-rsa-perl \
 	libmime-base32-perl libauthen-pam-perl libclone-perl
+
+# Real peers the tests drive: a userspace iSCSI target, QEMU's and
+# libiscsi's initiators, openssl for the emulator's certificates, the
+# parsers of the host settings (multipath -t, lvmconfig/pvs, udevadm test)
+# and what the real Proxmox VE storage code needs to load.
+SYSTEM_PACKAGES := tgt qemu-utils qemu-block-extra libiscsi-bin openssl \
+	multipath-tools lvm2 udev open-iscsi e2fsprogs util-linux bindfs \
+	$(PVE_PERL_PACKAGES)
 
 # The one place the version is kept.
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' jdss/__init__.py)
@@ -155,7 +156,7 @@ ifeq ($(DESTDIR),)
 endif
 
 # Benchmarks: prints a table, writes bench/results.json.
-bench: $(VENV)/.test
+bench: system-deps $(VENV)/.test
 	$(PY) bench/run.py
 
 # Debian package -------------------------------------------------------------
