@@ -6,8 +6,10 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 DRIVERS := $(wildcard drivers/*)
 
 # What the real Proxmox VE storage code (../shared/pve) needs to load, for
-# the plugin's tests under it (defined first: := expands it at once).
-PVE_PERL_PACKAGES := libjson-perl libfile-chdir-perl libtimedate-perl \
+# the plugin's tests under it (defined first: := expands it at once), and
+# the XS JSON module the package depends on (the plugin reads jdss's output
+# with it: JSON::PP takes some 20 ms for a 200-volume list).
+PVE_PERL_PACKAGES := libcpanel-json-xs-perl libjson-perl libfile-chdir-perl libtimedate-perl \
 	libfilesys-df-perl libdevel-cycle-perl libencode-locale-perl \
 	libhttp-message-perl libnet-ip-perl libio-socket-ip-perl \
 	libstring-shellquote-perl liburi-perl libxml-libxml-perl \

@@ -336,6 +336,26 @@ replies(['volume show', 0, '{"name":"proxmox-content","size":' . 50 * 1024**3 . 
         'and the listing says why');
 }
 
+# every JSON class the plugin may read jdss's output with gives the same
+# data (booleans as JSON::PP::Boolean), and an XS one is taken if installed
+{
+    my $common = 'PVE::Storage::Custom::OpenEJovianDSS::Common';
+    my $text = '{"name":"vm-100-disk-0","size":1073741824,"free":0.5,'
+        . '"thin":true,"shared":false,"origin":null,"snapshots":["s1"],'
+        . '"comment":"caf\u00e9 \u2192"}';
+    my $expected = JSON::PP->new->decode($text);
+    my @classes = grep { eval "require $_; 1" } qw(Cpanel::JSON::XS JSON::XS JSON::PP);
+    for my $class (@classes) {
+        my $data = $class->new->canonical->decode($text);
+        is_deeply($data, $expected, "$class decodes jdss's output as JSON::PP does");
+        ok(ref($data->{thin}) && $data->{thin}->isa('JSON::PP::Boolean') && $data->{thin},
+            "$class reads true as a true JSON::PP::Boolean");
+        ok(!$data->{shared}, "$class's false is false");
+    }
+    is($PVE::Storage::Custom::OpenEJovianDSS::Common::JSON_CLASS, $classes[0],
+        'the plugin reads with the first of them installed');
+}
+
 # debug adds verbosity; no call goes through a shell
 replies(['pool show', 0, '{"size":1,"free":1,"used":0}']);
 $P->status('j7', { %$scfg, debug => 1 }, {});
