@@ -67,6 +67,37 @@ def test_answers_exactly_as_a_jdss_process(agent, config_file):
     assert agent([*c, "volume", "show", "vm-999-disk-0"])["exit"] == 4
 
 
+def test_over_https_children_answer_as_jdss_processes(agent, emulator,
+                                                      tmp_path):
+    """Over HTTPS, in children that start with the agent's OpenSSL set
+    up: the right CA, a wrong one and an address the certificate does not
+    name are answered exactly as by a jdss process."""
+    from jdss.emulator.server import make_self_signed
+    from tests.emulator import Emulator
+    other = tmp_path / "other"
+    other.mkdir()
+    # a certificate for another address, served on 127.0.0.1
+    elsewhere = make_self_signed(str(other), ["127.0.0.9:1"])
+    unnamed = Emulator(str(other), *elsewhere)
+    try:
+        configs = [
+            (write_config(tmp_path / "right.yaml", **emulator.config()), 0,
+             ""),
+            (write_config(tmp_path / "wrong.yaml", **emulator.config(
+                driver_ssl_cert_path=elsewhere[0])), 9,
+             "certificate verify failed"),
+            (write_config(tmp_path / "unnamed.yaml", **unnamed.config()), 9,
+             "mismatch")]
+        for config, exit_code, said in configs:
+            argv = ["-c", str(config), "pool", "show", "-f", "json"]
+            reply = agent(argv)
+            assert reply["exit"] == exit_code, reply["stderr"]
+            assert said in reply["stderr"]
+            assert same(reply, cli(*argv)), argv
+    finally:
+        unnamed.stop()
+
+
 def test_stdin_reaches_the_command(agent, tmp_path, monkeypatch):
     root = tmp_path / "pve"
     root.mkdir()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the .deb with apt (Debian's own cliff, stevedore, requests,
-# os-brick), use it with the system python3, check the host settings it
+# os-brick), use it with the system python3 (on the fake backend, and over
+# HTTPS against the installed emulator), check the host settings it
 # puts in force, upgrade to it from Open-E's package (a stand-in), from the
 # previous build and from an earlier build of this tree, downgrade, purge,
 # and check that nothing of it remains and /etc/pve and the LVM and
@@ -21,8 +22,10 @@ made_etc_pve=
 made_vendor_log=
 agent=
 passed=0
+emulator=
 cleanup() {
     if [ -n "$agent" ]; then kill "$agent" 2>/dev/null || true; wait "$agent" || true; fi
+    if [ -n "$emulator" ]; then kill "$emulator" 2>/dev/null || true; wait "$emulator" || true; fi
     if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'installed\|config-files'; then
         DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "$pkg" >/dev/null 2>&1 || true
     fi
@@ -243,13 +246,54 @@ in_sandbox $jdss_plain doctor --bundle "$work/bundle.tar.gz" -f value >/dev/null
 tar -tzf "$work/bundle.tar.gz" | grep -qx 'jdss-bundle/doctor.json' \
     || fail "no bundle: $(cat "$work/bundle.err")"
 
+step "the REST backend over HTTPS with Debian's requests, against the installed jdss-emulator"
+mkdir -p "$work/emu/state"
+for name in cert other; do
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=jdss-package-test \
+        -keyout "$work/emu/$name-key.pem" -out "$work/emu/$name.pem" \
+        -addext subjectAltName=IP:127.0.0.1 2>/dev/null || fail "openssl req"
+done
+echo "package-test-Secret-42" > "$work/emu/password"
+chmod 600 "$work/emu/password"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# started directly (not through the run function), so $! is the emulator
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$work" /usr/bin/jdss-emulator \
+    --state-dir "$work/emu/state" --password-file "$work/emu/password" \
+    --listen "127.0.0.1:$port" --cert "$work/emu/cert.pem" --key "$work/emu/cert-key.pem" \
+    > "$work/emu/out" 2> "$work/emu/err" &
+emulator=$!
+for _ in $(seq 100); do grep -qx ready "$work/emu/out" && break; sleep 0.1; done
+grep -qx ready "$work/emu/out" || fail "jdss-emulator did not start: $(cat "$work/emu/err")"
+for ca in cert other; do
+    cat > "$work/rest-$ca.yaml" <<YAML
+backend: joviandss
+rest_api_addresses: [127.0.0.1]
+rest_api_port: $port
+rest_api_password_file: $work/emu/password
+driver_ssl_cert_path: $work/emu/$ca.pem
+rest_api_deadline: 5
+YAML
+done
+R="run /usr/bin/jdss -c $work/rest-cert.yaml"
+[ "$($R pool show -f value -c name)" = Pool-0 ] || fail "REST pool show"
+$R volume create vm-100-disk-0 --size 1G >/dev/null
+[ "$($R volume list -f value -c name)" = vm-100-disk-0 ] || fail "REST volume list"
+$R volume delete vm-100-disk-0
+set +e
+out=$(run /usr/bin/jdss -c "$work/rest-other.yaml" pool show 2>&1)
+rc=$?
+set -e
+[ "$rc" = 9 ] || fail "a wrong CA exited $rc, not 9: $out"
+grep -q "certificate verify failed" <<<"$out" || fail "a wrong CA: $out"
+
 step "jdss-agent answers like jdss"
 # started directly (not through the run function), so $! is the agent
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$work" \
     /usr/bin/jdss-agent --socket "$work/agent.sock" > "$work/agent.out" 2>&1 &
 agent=$!
 for _ in $(seq 50); do [ -S "$work/agent.sock" ] && break; sleep 0.1; done
-reply=$(run /usr/bin/python3 -c '
+ask_agent() {  # ask_agent CONFIG: "<exit> <pool name or the first line of stderr>"
+    run /usr/bin/python3 -c '
 import json, socket, sys
 conn = socket.socket(socket.AF_UNIX)
 conn.connect(sys.argv[1])
@@ -259,11 +303,23 @@ lines = conn.makefile()
 reply = json.loads(lines.readline())
 if reply.get("accepted"):
     reply = json.loads(lines.readline())
-print(json.loads(reply["stdout"])["name"])' \
-    "$work/agent.sock" "$work/jdss.yaml")
+said = json.loads(reply["stdout"])["name"] if reply["exit"] == 0 else reply["stderr"]
+print(reply["exit"], said.splitlines()[0])' "$work/agent.sock" "$1"
+}
+reply=$(ask_agent "$work/jdss.yaml")
+[ "$reply" = "0 Pool-0" ] || fail "jdss-agent answered '$reply'"
+# over HTTPS, Debian's requests in a child of the agent
+reply=$(ask_agent "$work/rest-cert.yaml")
+[ "$reply" = "0 Pool-0" ] || fail "jdss-agent answered '$reply' over HTTPS"
+reply=$(ask_agent "$work/rest-other.yaml")
+case "$reply" in
+    "9 "*"certificate verify failed"*) ;;
+    *) fail "jdss-agent answered '$reply' for a wrong CA" ;;
+esac
 kill "$agent"; wait "$agent" || true
 agent=
-[ "$reply" = "Pool-0" ] || fail "jdss-agent answered '$reply'"
+kill "$emulator"; wait "$emulator" || true
+emulator=
 
 step "the installed Perl module, loaded by the real PVE::Storage"
 pve_src=$(cd "$root/../shared/pve" 2>/dev/null && pwd || true)
