@@ -93,9 +93,10 @@ def _import(names):
 
 
 def preload():
-    """Import what commands use and build the app that every child starts
-    from: the agent never runs it, each child runs its own copy once
-    (a fork's), so no child pays for the entry-point scan of the commands.
+    """Import what commands use, run the warm-up commands
+    (:mod:`jdss.warmup`) and build the app that every child starts from:
+    the agent never runs it, each child runs its own copy once (a
+    fork's), so no child pays for the entry-point scan of the commands.
     The objects made so far are frozen out of the garbage collector, which
     would otherwise touch (and so copy) their pages in every child."""
     _import(PRELOAD)
@@ -105,6 +106,11 @@ def preload():
     ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     from jdss.app import JdssApp
     sys.argv = [jdss_program()]          # the program name jdss's own shows
+    # the commands' first pass made here, not in each child (jdss.warmup)
+    from jdss import warmup
+    if not warmup.run():
+        LOG.info("the warm-up commands failed; children make their "
+                 "first pass themselves")
     try:
         app = JdssApp()
     except Exception as exc:     # made again for each request, and answered

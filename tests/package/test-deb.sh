@@ -287,6 +287,10 @@ set -e
 grep -q "certificate verify failed" <<<"$out" || fail "a wrong CA: $out"
 
 step "jdss-agent answers like jdss"
+# its warm-up (the first pass through the commands, made before it forks)
+# succeeds with Debian's libraries
+run /usr/bin/python3 -c 'from jdss import warmup; assert warmup.run()' \
+    || fail "the agent's warm-up commands failed"
 # started directly (not through the run function), so $! is the agent
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$work" \
     /usr/bin/jdss-agent --socket "$work/agent.sock" > "$work/agent.out" 2>&1 &

