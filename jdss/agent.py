@@ -116,6 +116,7 @@ def preload():
     except Exception as exc:     # made again for each request, and answered
         LOG.warning("cannot build the jdss app ahead: %s", exc)
         app = None
+    gc.collect()            # what the imports and the warm-up left unreachable
     gc.freeze()
     return app
 
@@ -406,6 +407,10 @@ def boost_priority(levels):
     return started
 
 
+def _exit_on_signal(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="jdss-agent",
@@ -425,6 +430,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING,
                         format="jdss-agent: %(message)s")
+    # ended while it starts: as SystemExit, so that the warm-up's
+    # temporary directory is removed on the way out
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     app = preload()
     child_nice = boost_priority(args.boost)
     try:

@@ -26,6 +26,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 
 LOG = logging.getLogger(__name__)
 POOL = "Pool-0"
@@ -37,6 +38,8 @@ ANSWERS = {
     f"/api/v4/pools/{POOL}/volumes": {"results": 0, "entries": []},
 }
 OUTPUT = ("-f", "json", "--noindent")       # as the plugin asks
+CONNECTION_SECONDS = 1.0        # the answerer's bound for one connection
+MAX_REQUEST = 8192
 
 
 def run():
@@ -47,6 +50,8 @@ def run():
     secrets = set(log.REDACTOR.secrets)
     directory = None
     try:
+        # the agent's own handlers would print what the commands log
+        root.handlers[:] = []
         directory = tempfile.mkdtemp(prefix="jdss-agent-warm-up-")
         with Answerer() as answerer:
             codes = [_run_app(argv)
@@ -99,7 +104,8 @@ def _run_app(argv):
 class Answerer:
     """Answers the warm-up's REST requests on a loopback port of its own,
     one request a connection, from :data:`ANSWERS`; a thread that has
-    ended when the ``with`` block does."""
+    ended when the ``with`` block does. Whatever else connects (any local
+    process may) gets at most :data:`CONNECTION_SECONDS` and no answer."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -116,30 +122,37 @@ class Answerer:
 
     def __exit__(self, *exc_info):
         self.done.set()
-        self.thread.join(5)
+        self.thread.join(CONNECTION_SECONDS + 5)
         self.sock.close()
+        if self.thread.is_alive():       # the agent must not fork with it
+            raise RuntimeError("the warm-up's answerer did not end")
 
     def _serve(self):
         while not self.done.is_set():
             try:
                 conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
+            except OSError:              # socket.timeout: look at done
                 continue
-            with conn:
-                with contextlib.suppress(OSError):
-                    self._answer(conn)
+            with conn, contextlib.suppress(Exception):
+                self._answer(conn)
 
     @staticmethod
     def _answer(conn):
-        conn.settimeout(5)
+        deadline = time.monotonic() + CONNECTION_SECONDS
         request = b""
         while b"\r\n\r\n" not in request:
+            left = deadline - time.monotonic()
+            if left <= 0 or len(request) > MAX_REQUEST:
+                return
+            conn.settimeout(left)
             chunk = conn.recv(4096)
             if not chunk:
                 return
             request += chunk
-        target = request.split(b" ", 2)[1].decode("ascii", "replace")
-        path = target.split("?", 1)[0]
+        words = request.split(b" ", 2)
+        if len(words) < 3:
+            return
+        path = words[1].decode("ascii", "replace").split("?", 1)[0]
         if path in ANSWERS:
             status, body = "200 OK", {"data": ANSWERS[path], "error": None}
         else:
@@ -147,6 +160,7 @@ class Answerer:
                 "class": "opene.exceptions.ItemNotFoundError",
                 "message": f"{path} not found", "errno": 1}}
         data = json.dumps(body).encode()
+        conn.settimeout(max(deadline - time.monotonic(), 0.01))
         conn.sendall(f"HTTP/1.1 {status}\r\nContent-Type: application/json"
                      f"\r\nContent-Length: {len(data)}\r\n"
                      "Connection: close\r\n\r\n".encode() + data)

@@ -227,6 +227,46 @@ def _children(pid):
             if p.isdigit() and _parent(int(p)) == pid}
 
 
+def test_the_agent_warms_up_before_it_forks_and_quietly(tmp_path):
+    """preload runs the warm-up (jdss.warmup); the agent's log, its
+    journal on a node, hears nothing of it."""
+    script = ("from jdss import agent, warmup\n"
+              "ran = []\n"
+              "real = warmup.run\n"
+              "warmup.run = lambda: ran.append(real()) or ran[-1]\n"
+              "agent.preload()\n"
+              "print(ran)\n")
+    proc = subprocess.run([sys.executable, "-c", script],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "[True]\n"
+    running = AgentProcess(tmp_path / "agent.sock")
+    running.stop()
+    assert "warm-up" not in running.stderr
+    assert "127.0.0.1" not in running.stderr
+
+
+def test_an_agent_ended_while_it_warms_up_leaves_nothing(tmp_path):
+    """SIGTERM (systemd stopping it) during the warm-up: the agent ends
+    and its temporary directory goes with it."""
+    script = ("import os, signal, sys\n"
+              "from jdss import agent, warmup\n"
+              "def ended(argv):\n"
+              "    os.kill(os.getpid(), signal.SIGTERM)\n"
+              "    return 0\n"
+              "warmup._run_app = ended\n"
+              "sys.exit(agent.main(['--socket', sys.argv[1]]))\n")
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "agent.sock")],
+        capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, TMPDIR=str(temporary)))
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
+    assert os.listdir(temporary) == []
+    assert not os.path.exists(tmp_path / "agent.sock")
+
+
 def test_os_brick_is_frozen_out_of_the_children_s_collections():
     """What the agent imports for a kernel transport is frozen, as the
     first preload is: otherwise each child's first garbage collections
