@@ -12,12 +12,14 @@ from jdss import log, warmup
 
 @pytest.fixture
 def agent_state(tmp_path, monkeypatch):
-    """What the warm-up must put back (logging, the secrets to redact, its
-    thread, its sockets, its temporary directory), read when called."""
+    """What the warm-up must put back (logging, the secrets to redact,
+    $JDSS_PVE_ROOT, its thread, its sockets and log file, its temporary
+    directory), read when called."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(log.REDACTOR, "secrets", {"a-secret-of-before"})
     root = logging.getLogger()
     return lambda: (root.handlers[:], root.level, set(log.REDACTOR.secrets),
+                    os.environ.get("JDSS_PVE_ROOT"),
                     threading.active_count(), os.listdir(tmp_path),
                     sorted(os.listdir("/proc/self/fd")))
 
@@ -30,15 +32,36 @@ def test_every_warm_up_command_succeeds(agent_state):
     assert agent_state() == before
 
 
-def test_the_rest_commands_reach_the_answerer(tmp_path):
+def rest_commands(directory, port):
+    return [argv for argv in warmup.commands(str(directory), port)
+            if argv[1].endswith("-rest")]
+
+
+def test_the_rest_commands_reach_the_answerer(tmp_path, monkeypatch):
     from jdss.app import JdssApp
+    monkeypatch.setenv("JDSS_PVE_ROOT", str(tmp_path))
     with warmup.Answerer() as answerer:
-        argv = warmup.commands(str(tmp_path), answerer.port)
-        rest = [a for a in argv if "rest.yaml" in a[1]]
-        assert [a[2:4] for a in rest] == [["pool", "show"],
+        rest = rest_commands(tmp_path, answerer.port)
+        assert [a[4:6] for a in rest] == [["pool", "show"],
                                           ["volume", "list"]]
         assert [JdssApp().run(a) for a in rest] == [0, 0]
     assert not answerer.thread.is_alive()
+
+
+def test_the_warm_up_asks_as_the_plugin_does(tmp_path):
+    """Its storages in a storage.cfg of its own, each command with the
+    section the plugin passes, and a log file (as nodes have)."""
+    from jdss import pvecfg
+    argv = warmup.commands(str(tmp_path), 1)
+    on_disk = pvecfg.sections(str(tmp_path))
+    assert sorted(on_disk) == ["jdss-warm-up-fake", "jdss-warm-up-rest"]
+    for a in argv:
+        assert a[0] == "--storage" and a[2] == "--section"
+        section = pvecfg.parse_section_argument(a[3])
+        assert {k: v for k, v in section.items() if k != "type"} == \
+            {k: v for k, v in on_disk[a[1]].items() if k != "type"}
+        config = pvecfg.load_config(a[1], section, root=str(tmp_path))
+        assert config.logfile and config.loglevel
 
 
 def test_a_failing_warm_up_is_only_a_missed_saving(agent_state,
@@ -82,20 +105,21 @@ def test_a_command_that_fails_fails_the_warm_up(agent_state, monkeypatch):
     assert agent_state() == before
 
 
-def test_what_else_connects_cannot_hold_the_answerer(tmp_path):
+def test_what_else_connects_cannot_hold_the_answerer(tmp_path,
+                                                    monkeypatch):
     """Any local process may connect to the answerer's port: junk, or a
     request never finished, gets no answer and ends with the block."""
     import socket
     import time
     from jdss.app import JdssApp
+    monkeypatch.setenv("JDSS_PVE_ROOT", str(tmp_path))
     with warmup.Answerer() as answerer:
         junk = socket.create_connection(("127.0.0.1", answerer.port))
         junk.sendall(b"JUNK\r\n\r\n")
+        rest = rest_commands(tmp_path, answerer.port)
+        assert JdssApp().run(rest[0]) == 0      # answered all the same
         slow = socket.create_connection(("127.0.0.1", answerer.port))
         slow.sendall(b"G")
-        rest = [a for a in warmup.commands(str(tmp_path), answerer.port)
-                if "rest.yaml" in a[1]]
-        assert JdssApp().run(rest[0]) == 0      # answered all the same
         started = time.monotonic()
     assert time.monotonic() - started < warmup.CONNECTION_SECONDS + 1
     assert not answerer.thread.is_alive()
