@@ -9,8 +9,8 @@ DRIVERS := $(wildcard drivers/*)
 # the plugin's tests under it (defined first: := expands it at once), and
 # the XS JSON module the package depends on (the plugin reads jdss's output
 # with it: JSON::PP takes some 20 ms for a 200-volume list).
-PVE_PERL_PACKAGES := libcpanel-json-xs-perl libjson-perl libfile-chdir-perl libtimedate-perl \
-	libfilesys-df-perl libdevel-cycle-perl libencode-locale-perl \
+PVE_PERL_PACKAGES := libcpanel-json-xs-perl libjson-perl libfile-chdir-perl \
+	libtimedate-perl libfilesys-df-perl libdevel-cycle-perl libencode-locale-perl \
 	libhttp-message-perl libnet-ip-perl libio-socket-ip-perl \
 	libstring-shellquote-perl liburi-perl libxml-libxml-perl \
 	liblinux-inotify2-perl libanyevent-perl libnetaddr-ip-perl \

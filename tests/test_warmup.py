@@ -107,8 +107,9 @@ def test_a_command_that_fails_fails_the_warm_up(agent_state, monkeypatch):
 
 def test_what_else_connects_cannot_hold_the_answerer(tmp_path,
                                                     monkeypatch):
-    """Any local process may connect to the answerer's port: junk, or a
-    request never finished, gets no answer and ends with the block."""
+    """Any local process may connect to the answerer's port: junk, a
+    path the warm-up does not ask, or a request never finished, gets no
+    answer, and ends with the block."""
     import socket
     import time
     from jdss.app import JdssApp
@@ -116,6 +117,8 @@ def test_what_else_connects_cannot_hold_the_answerer(tmp_path,
     with warmup.Answerer() as answerer:
         junk = socket.create_connection(("127.0.0.1", answerer.port))
         junk.sendall(b"JUNK\r\n\r\n")
+        elsewhere = socket.create_connection(("127.0.0.1", answerer.port))
+        elsewhere.sendall(b"GET /api/v4/pools HTTP/1.1\r\n\r\n")
         rest = rest_commands(tmp_path, answerer.port)
         assert JdssApp().run(rest[0]) == 0      # answered all the same
         slow = socket.create_connection(("127.0.0.1", answerer.port))
@@ -124,5 +127,7 @@ def test_what_else_connects_cannot_hold_the_answerer(tmp_path,
     assert time.monotonic() - started < warmup.CONNECTION_SECONDS + 1
     assert not answerer.thread.is_alive()
     assert junk.recv(100) == b""                # closed, no answer
+    assert elsewhere.recv(100) == b""           # not a warm-up path
     junk.close()
+    elsewhere.close()
     slow.close()
