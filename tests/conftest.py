@@ -193,6 +193,15 @@ def run_jdss(config_file):
     return run
 
 
+def python_script(script, *args, env=None, timeout=120):
+    """``script`` run by this Python in a fresh interpreter, with ``args``
+    and ``env`` added to the environment; the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        capture_output=True, text=True, timeout=timeout,
+        env=None if env is None else dict(os.environ, **env))
+
+
 def modules_after(*argv):
     """Names in sys.modules after a jdss run in a fresh interpreter.
 
@@ -205,8 +214,7 @@ def modules_after(*argv):
               "sys.stdout.flush()\n"
               "print('\\nMODULES ' + json.dumps(sorted(sys.modules)))\n"
               "sys.exit(code)\n")
-    proc = subprocess.run([sys.executable, "-c", script],
-                          capture_output=True, text=True, timeout=60)
+    proc = python_script(script, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return set(json.loads(proc.stdout.rsplit("MODULES ", 1)[1]))
 

@@ -6,13 +6,12 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
 
 import pytest
 
 from tests.agentproc import AgentProcess
-from tests.conftest import jdss_command, write_config
+from tests.conftest import jdss_command, python_script, write_config
 
 
 @pytest.fixture
@@ -236,8 +235,7 @@ def test_the_agent_warms_up_before_it_forks_and_quietly(tmp_path):
               "warmup.run = lambda: ran.append(real()) or ran[-1]\n"
               "agent.preload()\n"
               "print(ran)\n")
-    proc = subprocess.run([sys.executable, "-c", script],
-                          capture_output=True, text=True, timeout=120)
+    proc = python_script(script)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "[True]\n"
     running = AgentProcess(tmp_path / "agent.sock")
@@ -258,10 +256,8 @@ def test_an_agent_ended_while_it_warms_up_leaves_nothing(tmp_path):
               "sys.exit(agent.main(['--socket', sys.argv[1]]))\n")
     temporary = tmp_path / "tmp"
     temporary.mkdir()
-    proc = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "agent.sock")],
-        capture_output=True, text=True, timeout=120,
-        env=dict(os.environ, TMPDIR=str(temporary)))
+    proc = python_script(script, tmp_path / "agent.sock",
+                         env={"TMPDIR": str(temporary)})
     assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
     assert os.listdir(temporary) == []
     assert not os.path.exists(tmp_path / "agent.sock")
@@ -279,8 +275,7 @@ def test_os_brick_is_frozen_out_of_the_children_s_collections():
               "         if getattr(o, '__module__', None) and\n"
               "         str(o.__module__).startswith('os_brick')]\n"
               "print(len(young))\n")
-    proc = subprocess.run([sys.executable, "-c", script],
-                          capture_output=True, text=True, timeout=120)
+    proc = python_script(script)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "0\n"
 
