@@ -14,9 +14,11 @@ import time
 
 import pytest
 
+from jdss.backends import store as store_module
 from jdss.backends.store import StateStore
 from jdss.errors import BackendError
 from tests import sandbox
+from tests.conftest import ROOT, python_script
 
 G = 1 << 30
 
@@ -317,6 +319,88 @@ def test_with_nas_volumes_readers_wait_until_their_files_follow(store):
         store, lambda model: model.delete_nas_volume("files"), _nas_names,
         patience=0.5)
     assert waited and seen == [[]]
+
+
+def _nice(thread_id=0):
+    return os.getpriority(os.PRIO_PROCESS, thread_id)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a higher priority needs root")
+def test_the_lock_holder_alone_runs_ahead_and_only_while_it_holds(store):
+    own = _nice()
+    ahead = max(-20, own - store_module.AHEAD)
+    holding, release = threading.Event(), threading.Event()
+    seen = {}
+
+    def hold():
+        with store.transaction() as model:
+            _grow(model)
+            holding.set()
+            release.wait(10)
+        seen["holder after"] = _nice()
+
+    def wait():
+        with store.transaction() as model:
+            seen["waiter once it holds"] = _nice()
+            model.resize_volume("v_vm-100-disk-0", 3 * G)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(0.3)                  # blocked on the pool's lock
+        seen["holder"] = _nice(holder.native_id)
+        seen["waiter"] = _nice(waiter.native_id)
+        seen["others"] = _nice()
+    finally:
+        release.set()
+        holder.join(10)
+    waiter.join(10)
+    assert seen == {"holder": ahead, "waiter": own, "others": own,
+                    "holder after": own, "waiter once it holds": ahead}
+    assert _size(store) == 3 * G
+
+
+def test_a_failed_change_gives_its_priority_back(store):
+    own = _nice()
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            raise RuntimeError("the change fails")
+    assert _nice() == own
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to nobody")
+def test_without_the_right_to_run_ahead_changes_are_made_as_before():
+    script = textwrap.dedent("""
+        import os, shutil, tempfile
+        from jdss.backends.store import StateStore
+        os.setgid(65534)             # imported first: nobody may not read
+        os.setuid(65534)             # this checkout
+        directory = tempfile.mkdtemp()
+        try:
+            store = StateStore(directory, "Pool-0", 1 << 40)
+            own = os.getpriority(os.PRIO_PROCESS, 0)
+            inside = []
+            for size in (1 << 30, 2 << 30):
+                with store.transaction() as model:
+                    inside.append(os.getpriority(os.PRIO_PROCESS, 0))
+                    if size == 1 << 30:
+                        model.create_volume("v", size, True, "16K")
+                    else:
+                        model.resize_volume("v", size)
+            with store.read() as model:
+                size = model.volume_record("v")["volsize"]
+            print(own, inside, os.getpriority(os.PRIO_PROCESS, 0), size)
+        finally:
+            shutil.rmtree(directory)
+    """)
+    proc = python_script(script, env={"PYTHONPATH": ROOT})
+    assert proc.returncode == 0, proc.stderr
+    own = _nice()
+    assert proc.stdout.split() == [str(own), f"[{own},", f"{own}]",
+                                   str(own), str(2 << 30)]
 
 
 def _nas_names(store):
