@@ -2,9 +2,11 @@
 not for each other's flushes, and a change answered as done survives a
 crash of the machine."""
 
+import contextlib
 import fcntl
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -14,11 +16,12 @@ import time
 
 import pytest
 
-from jdss.backends import store as store_module
 from jdss.backends.store import StateStore
+from jdss.backends.tgt import TgtMirror
 from jdss.errors import BackendError
 from tests import sandbox
 from tests.conftest import ROOT, python_script
+from tests.emulator import free_port
 
 G = 1 << 30
 
@@ -325,14 +328,43 @@ def _nice(thread_id=0):
     return os.getpriority(os.PRIO_PROCESS, thread_id)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a higher priority needs root")
-def test_the_lock_holder_alone_runs_ahead_and_only_while_it_holds(store):
-    own = _nice()
-    ahead = max(-20, own - store_module.AHEAD)
+def _at_level(level, work):
+    """``work()`` in a thread of its own started at nice ``level`` (as
+    the thread would be, where it may not): the thread's level and what
+    ``work`` returned."""
+    result = {}
+
+    def run():
+        with contextlib.suppress(PermissionError):
+            os.setpriority(os.PRIO_PROCESS, 0, level)
+        result["own"] = _nice()
+        result["returned"] = work()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    return result["own"], result["returned"]
+
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0,
+                               reason="a higher priority needs root")
+
+
+@ROOT_ONLY
+def test_the_lock_holder_alone_runs_ahead_and_only_while_it_holds(
+        store, monkeypatch):
     holding, release = threading.Event(), threading.Event()
-    seen = {}
+    seen, flushed_at = {}, []
+    flush = store._flush
+
+    def timed_flush(serial):
+        flushed_at.append(_nice())
+        flush(serial)
+
+    monkeypatch.setattr(store, "_flush", timed_flush)
 
     def hold():
+        os.setpriority(os.PRIO_PROCESS, 0, 0)
         with store.transaction() as model:
             _grow(model)
             holding.set()
@@ -340,10 +372,12 @@ def test_the_lock_holder_alone_runs_ahead_and_only_while_it_holds(store):
         seen["holder after"] = _nice()
 
     def wait():
+        os.setpriority(os.PRIO_PROCESS, 0, 0)
         with store.transaction() as model:
             seen["waiter once it holds"] = _nice()
             model.resize_volume("v_vm-100-disk-0", 3 * G)
 
+    others = _nice()
     holder = threading.Thread(target=hold)
     holder.start()
     try:
@@ -358,17 +392,54 @@ def test_the_lock_holder_alone_runs_ahead_and_only_while_it_holds(store):
         release.set()
         holder.join(10)
     waiter.join(10)
-    assert seen == {"holder": ahead, "waiter": own, "others": own,
-                    "holder after": own, "waiter once it holds": ahead}
+    assert seen == {"holder": -10, "waiter": 0, "others": others,
+                    "holder after": 0, "waiter once it holds": -10}
+    assert flushed_at == [0, 0]
     assert _size(store) == 3 * G
 
 
 def test_a_failed_change_gives_its_priority_back(store):
-    own = _nice()
-    with pytest.raises(RuntimeError):
-        with store.transaction():
-            raise RuntimeError("the change fails")
-    assert _nice() == own
+    inside = []
+
+    def fail():
+        with pytest.raises(RuntimeError):
+            with store.transaction():
+                inside.append(_nice())
+                raise RuntimeError("the change fails")
+        return _nice()
+
+    own, after = _at_level(0, fail)
+    assert after == own
+    assert inside == [-10 if os.geteuid() == 0 else own]
+
+
+@ROOT_ONLY
+def test_a_tgtd_started_by_the_lock_holder_runs_at_its_own_level(tmp_path):
+    if not shutil.which("tgtd"):
+        pytest.skip("needs tgtd")
+    portal = f"127.0.0.1:{free_port()}"
+    mirror = TgtMirror(portal, str(tmp_path), "Pool-0")
+    store = StateStore(str(tmp_path), "Pool-0", 100 * G, mirror=mirror)
+
+    def change():
+        with store.transaction() as model:
+            model.create_volume("v_vm-100-disk-0", G, True, "16K")
+
+    try:
+        _at_level(0, change)
+        tgtds = [pid for pid in os.listdir("/proc") if pid.isdigit()
+                 and f"portal={portal}".encode() in _cmdline(pid)]
+        assert mirror.started and len(tgtds) == 1
+        assert _nice(int(tgtds[0])) == 0
+    finally:
+        mirror.stop_daemon()
+
+
+def _cmdline(pid):
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline",
+                                            "rb") as handle:
+        return handle.read()
+    return b""
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to nobody")
@@ -378,6 +449,10 @@ def test_without_the_right_to_run_ahead_changes_are_made_as_before():
         from jdss.backends.store import StateStore
         os.setgid(65534)             # imported first: nobody may not read
         os.setuid(65534)             # this checkout
+        asked = []
+        setpriority = os.setpriority
+        os.setpriority = lambda *args: asked.append(args) or \\
+            setpriority(*args)
         directory = tempfile.mkdtemp()
         try:
             store = StateStore(directory, "Pool-0", 1 << 40)
@@ -392,15 +467,17 @@ def test_without_the_right_to_run_ahead_changes_are_made_as_before():
                         model.resize_volume("v", size)
             with store.read() as model:
                 size = model.volume_record("v")["volsize"]
-            print(own, inside, os.getpriority(os.PRIO_PROCESS, 0), size)
+            print(own, inside, os.getpriority(os.PRIO_PROCESS, 0), size,
+                  len(asked))
         finally:
             shutil.rmtree(directory)
     """)
     proc = python_script(script, env={"PYTHONPATH": ROOT})
     assert proc.returncode == 0, proc.stderr
     own = _nice()
+    # the same level throughout, and asked once only
     assert proc.stdout.split() == [str(own), f"[{own},", f"{own}]",
-                                   str(own), str(2 << 30)]
+                                   str(own), str(2 << 30), "1"]
 
 
 def _nas_names(store):

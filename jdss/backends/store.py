@@ -20,13 +20,12 @@ left empty or half written (a file system may keep a rename but not the
 data renamed); it is then read from the flushed copy, which holds every
 change answered as done while flushes succeeded.
 
-Every change of a pool waits for the one holding its lock, so the holder
-runs ``AHEAD`` nice levels above its own while it holds it, where it may
-(root or CAP_SYS_NICE; a nice level belongs to the thread on Linux, so in
-the emulator only the holding thread): on a machine whose CPUs are all
-busy, a holder that the scheduler sets aside for others makes every
-waiting change wait that long too. Waiting for the lock, and the flush
-afterwards, run at the level the process had.
+Every change of a pool waits for the one holding its lock, so the holding
+thread runs up to ``AHEAD`` nice levels above its own while it holds it,
+where it may (:mod:`jdss.priority`): on a machine whose CPUs are all busy,
+a holder that the scheduler sets aside for others makes every waiting
+change wait that long too. Waiting for the lock, and the flush afterwards,
+run at the thread's own level; so does a tgtd the mirror starts meanwhile.
 """
 
 import contextlib
@@ -38,6 +37,7 @@ import os
 import re
 import shutil
 
+from jdss import priority
 from jdss.backends.model import STATE_VERSION, PoolModel, new_state
 from jdss.backends.nasdata import NasData
 from jdss.errors import BackendError
@@ -47,28 +47,6 @@ LOG = logging.getLogger(__name__)
 _SERIAL = re.compile(rb'^\{"serial":(\d+),')
 LINK_TRIES = 100
 AHEAD = 10                      # nice levels a pool's lock holder gains
-_may_go_ahead = True            # until the kernel refuses once
-
-
-@contextlib.contextmanager
-def _ahead():
-    """Run the calling thread ``AHEAD`` nice levels higher meanwhile, if
-    it may; as before afterwards."""
-    global _may_go_ahead
-    if not _may_go_ahead:
-        yield
-        return
-    own = os.getpriority(os.PRIO_PROCESS, 0)
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, max(-20, own - AHEAD))
-    except PermissionError:
-        _may_go_ahead = False
-        yield
-        return
-    try:
-        yield
-    finally:
-        os.setpriority(os.PRIO_PROCESS, 0, own)
 
 
 class StateStore:
@@ -262,7 +240,7 @@ class StateStore:
         """A :class:`PoolModel` whose changes are saved if no error rises;
         on disk when the transaction returns, flushed once the pool is
         free again (see the module's notes)."""
-        with self._locked(fcntl.LOCK_EX), _ahead():
+        with self._locked(fcntl.LOCK_EX), priority.ahead(AHEAD):
             state, serial = self._load()
             # a state file put back from a copy may have an older serial;
             # the new one must pass the flushed copy's or it would count

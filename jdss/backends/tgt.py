@@ -30,6 +30,7 @@ import subprocess
 import time
 
 from jdss.errors import BackendError
+from jdss.priority import at_own_level
 
 LOG = logging.getLogger(__name__)
 #: tgt's controller holds LUN 0 of every target
@@ -75,10 +76,12 @@ class TgtMirror:
             return
         os.makedirs(self.images, mode=0o700, exist_ok=True)
         with open(os.path.join(self.images, "tgtd.log"), "ab") as log:
-            subprocess.Popen(["tgtd", "-f", "--iscsi",
-                              f"portal={self.portal}", "-C", self.control],
-                             stdin=subprocess.DEVNULL, stdout=log,
-                             stderr=log, start_new_session=True)
+            # at its starter's own level: a pool's lock holder, running
+            # ahead for the moment, may start it
+            subprocess.Popen(at_own_level(
+                ["tgtd", "-f", "--iscsi", f"portal={self.portal}", "-C",
+                 self.control]), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=log, start_new_session=True)
         for _ in range(100):
             if self._tgtadm("--op", "show", "--mode", "system",
                             check=False).returncode == 0:
