@@ -395,15 +395,12 @@ class Agent:
 def boost_priority(levels):
     """Run the agent ``levels`` nice levels above what it was started
     with, if it may; the niceness its children go back to."""
+    from jdss import priority
     started = os.getpriority(os.PRIO_PROCESS, 0)
-    if levels > 0:
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, max(-20, started - levels))
-        except PermissionError:
-            LOG.warning("not allowed a higher priority (--boost %d needs "
-                        "root or CAP_SYS_NICE): the forks for the next "
-                        "requests share the CPU with those at work",
-                        levels)
+    if not priority.raise_by(levels):
+        LOG.warning("not allowed a higher priority (--boost %d needs "
+                    "root or CAP_SYS_NICE): the forks for the next "
+                    "requests share the CPU with those at work", levels)
     return started
 
 

@@ -23,20 +23,31 @@ def _level():
     return os.getpriority(os.PRIO_PROCESS, 0)     # the calling thread's
 
 
-@contextlib.contextmanager
-def ahead(levels):
+def raise_by(levels):
     """Run the calling thread up to ``levels`` nice levels higher (-20 at
-    most) meanwhile, if it may; at its own level again afterwards."""
+    most) from now on, if it may: False if the kernel refused (the
+    process then stops asking)."""
     global _may_raise
     own = _level()
-    if not _may_raise or levels <= 0 or own == -20:
-        yield
-        return
+    if levels <= 0 or own == -20:
+        return True
+    if not _may_raise:
+        return False
     try:
         os.setpriority(os.PRIO_PROCESS, 0, max(-20, own - levels))
     except OSError as exc:           # not allowed, or no such call here
         _may_raise = False
-        LOG.debug("running at nice %d, not ahead: %s", own, exc.strerror)
+        LOG.debug("running at nice %d, not higher: %s", own, exc.strerror)
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def ahead(levels):
+    """Run the calling thread up to ``levels`` nice levels higher (-20 at
+    most) meanwhile, if it may; at its own level again afterwards."""
+    own = _level()
+    if not raise_by(levels):
         yield
         return
     outermost = not hasattr(_before, "level")
@@ -54,6 +65,7 @@ def ahead(levels):
 def at_own_level(command):
     """``command`` to start at the calling thread's level from before
     :func:`ahead` raised it (as it is when it did not)."""
-    lower_by = getattr(_before, "level", _level()) - _level()
+    current = _level()
+    lower_by = getattr(_before, "level", current) - current
     return ["nice", "-n", str(lower_by), *command] if lower_by > 0 \
         else list(command)

@@ -1,5 +1,6 @@
 """jdss-agent: the very same commands, forked from a warm process."""
 
+import errno
 import json
 import os
 import signal
@@ -195,12 +196,15 @@ def test_the_agent_runs_above_its_children(agent, config_file):
         assert {_nice(pid) for pid in children} == {started}
 
 
+@pytest.mark.parametrize("refusal", [errno.EPERM, errno.ENOSYS])
 def test_an_agent_not_allowed_a_higher_priority_runs_as_started(
-        monkeypatch, caplog):
+        monkeypatch, caplog, refusal):
     from jdss import agent as agent_module
+    from jdss import priority
 
     def refuse(*_args):
-        raise PermissionError(1, "Operation not permitted")
+        raise OSError(refusal, os.strerror(refusal))
+    monkeypatch.setattr(priority, "_may_raise", True)
     monkeypatch.setattr(os, "setpriority", refuse)
     started = os.getpriority(os.PRIO_PROCESS, 0)
     assert agent_module.boost_priority(10) == started
