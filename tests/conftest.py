@@ -1,11 +1,13 @@
 """Shared fixtures: configurations, storages per backend, CLI runners."""
 
+import contextlib
 import json
 import logging
 import os
 import pty
 import subprocess
 import sys
+import threading
 
 import pytest
 import yaml
@@ -200,6 +202,27 @@ def python_script(script, *args, env=None, timeout=120):
         [sys.executable, "-c", script, *map(str, args)],
         capture_output=True, text=True, timeout=timeout,
         env=None if env is None else dict(os.environ, **env))
+
+
+_SETPRIORITY = os.setpriority           # the kernel's, whatever tests mock
+
+
+def in_thread_at(level, work):
+    """``work()`` in a thread of its own started at nice ``level`` (as
+    the thread would be, where it may not): the thread's level and what
+    ``work`` returned."""
+    result = {}
+
+    def run():
+        with contextlib.suppress(PermissionError):
+            _SETPRIORITY(os.PRIO_PROCESS, 0, level)
+        result["own"] = os.getpriority(os.PRIO_PROCESS, 0)
+        result["returned"] = work()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    return result["own"], result["returned"]
 
 
 def modules_after(*argv):

@@ -3,27 +3,11 @@ commands started meanwhile at the thread's own level when they ask."""
 
 import errno
 import os
-import threading
 
 import pytest
 
 from jdss import priority
-
-SETPRIORITY = os.setpriority              # the kernel's, kept from the mocks
-
-def _in_thread(work):
-    """``work()`` in a fresh thread at nice 0 where it may be set."""
-    result = []
-
-    def run():
-        if os.geteuid() == 0:
-            SETPRIORITY(os.PRIO_PROCESS, 0, 0)
-        result.append(work())
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(30)
-    return result[0]
+from tests.conftest import in_thread_at
 
 
 def _level():
@@ -48,7 +32,7 @@ def test_any_refusal_of_the_kernel_leaves_the_thread_as_it_was(
                 inside.append(_level())
         return own, inside, _level()
 
-    own, inside, after = _in_thread(twice)
+    own, inside, after = in_thread_at(0, twice)[1]
     assert inside == [own, own] and after == own
     assert len(asked) == 1                # not asked again
 
@@ -69,7 +53,7 @@ def test_commands_started_while_ahead_start_at_the_threads_own_level():
         seen.append((_level(), priority.at_own_level(["x"])))
         return seen
 
-    assert _in_thread(nested) == [(-10, ["nice", "-n", "10", "x"]),
+    assert in_thread_at(0, nested)[1] == [(-10, ["nice", "-n", "10", "x"]),
                                   (-20, ["nice", "-n", "20", "x"]),
                                   (-10, ["nice", "-n", "10", "x"]),
                                   (0, ["x"])]

@@ -20,7 +20,7 @@ from jdss.backends.store import StateStore
 from jdss.backends.tgt import TgtMirror
 from jdss.errors import BackendError
 from tests import sandbox
-from tests.conftest import ROOT, python_script
+from tests.conftest import ROOT, in_thread_at, python_script
 from tests.emulator import free_port
 
 G = 1 << 30
@@ -328,24 +328,6 @@ def _nice(thread_id=0):
     return os.getpriority(os.PRIO_PROCESS, thread_id)
 
 
-def _at_level(level, work):
-    """``work()`` in a thread of its own started at nice ``level`` (as
-    the thread would be, where it may not): the thread's level and what
-    ``work`` returned."""
-    result = {}
-
-    def run():
-        with contextlib.suppress(PermissionError):
-            os.setpriority(os.PRIO_PROCESS, 0, level)
-        result["own"] = _nice()
-        result["returned"] = work()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(30)
-    return result["own"], result["returned"]
-
-
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0,
                                reason="a higher priority needs root")
 
@@ -408,7 +390,7 @@ def test_a_failed_change_gives_its_priority_back(store):
                 raise RuntimeError("the change fails")
         return _nice()
 
-    own, after = _at_level(0, fail)
+    own, after = in_thread_at(0, fail)
     assert after == own
     assert inside == [-10 if os.geteuid() == 0 else own]
 
@@ -426,7 +408,7 @@ def test_a_tgtd_started_by_the_lock_holder_runs_at_its_own_level(tmp_path):
             model.create_volume("v_vm-100-disk-0", G, True, "16K")
 
     try:
-        _at_level(0, change)
+        in_thread_at(0, change)
         tgtds = [pid for pid in os.listdir("/proc") if pid.isdigit()
                  and f"portal={portal}".encode() in _cmdline(pid)]
         assert mirror.started and len(tgtds) == 1
